@@ -1,0 +1,19 @@
+"""lerobot_hybrid_act: ACT x action diffusion policies for LeRobot.
+
+Importing this package registers, with LeRobot's draccus registries:
+- the policy types ``hybrid_act_a``, ``hybrid_act_b``, ``hybrid_act_c`` (configs only; LeRobot imports
+  ``modeling_hybrid_act`` / ``processor_hybrid_act`` lazily by naming convention);
+- the env types of ``lerobot_hybrid_act.envs`` (``aloha_fast``, ``docking``).
+
+Keep this import cheap: no torch models, MuJoCo or gym_aloha at import time.
+"""
+
+from .configuration_hybrid_act import (
+    HybridActAConfig,
+    HybridActBConfig,
+    HybridActCConfig,
+    HybridActConfig,
+)
+from . import envs  # noqa: F401  (registers env types)
+
+__all__ = ["HybridActConfig", "HybridActAConfig", "HybridActBConfig", "HybridActCConfig"]

@@ -1,0 +1,1 @@
+"""`aloha_fast` env config (issue 3). Placeholder until the ALOHA work lands."""
