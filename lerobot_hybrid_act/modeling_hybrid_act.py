@@ -1,0 +1,526 @@
+"""Hybrid ACT x action diffusion policies: ``HybridActAPolicy``, ``HybridActBPolicy``, ``HybridActCPolicy``.
+
+One shared core (``HybridActModel``):
+
+    observation ──► ObservationEncoder (ACT's: ResNet tokens + state tokens + transformer encoder)
+                        │ tokens (run ONCE per chunk, cached across denoising steps)
+                        ├──────────────► style module ──► z   (none | f(obs) | q(z|a,obs) / p(z|obs))
+                        ▼                                 │
+    noisy chunk a_t ─► ChunkDenoiser: self-attention over the chunk's positions,
+                       cross-attention to the observation tokens, FiLM from [emb(t), z] ──► eps or a_0
+
+The variants differ only in the style module, chosen by ``config.style_mode`` in ``make_style_module``.
+Training: masked (``action_is_pad``) diffusion MSE (+ beta * KL(q || p) for C). Inference: reverse diffusion
+with a diffusers scheduler (DDIM by default, few steps), then an action queue or LeRobot's
+``ACTTemporalEnsembler``.
+"""
+
+import math
+from collections import deque
+
+import einops
+import torch
+import torch.nn.functional as F  # noqa: N812
+import torchvision
+from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+from diffusers.schedulers.scheduling_ddpm import DDPMScheduler
+from torch import Tensor, nn
+from torchvision.models._utils import IntermediateLayerGetter
+from torchvision.ops.misc import FrozenBatchNorm2d
+
+from lerobot.policies.act.modeling_act import (
+    ACTEncoder,
+    ACTSinusoidalPositionEmbedding2d,
+    ACTTemporalEnsembler,
+    create_sinusoidal_pos_embedding,
+)
+from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
+
+from .configuration_hybrid_act import (
+    HybridActAConfig,
+    HybridActBConfig,
+    HybridActCConfig,
+    HybridActConfig,
+)
+
+ACTION_IS_PAD = "action_is_pad"
+# A latent dimension counts as "active" when its batch-mean KL(q || p) exceeds this many nats.
+ACTIVE_UNIT_KL = 0.01
+
+
+class HybridActPolicy(PreTrainedPolicy):
+    """Shared policy wrapper: loss, action queue / temporal ensembling, inference-time style control."""
+
+    config_class = HybridActConfig
+    name = "hybrid_act"
+
+    def __init__(self, config: HybridActConfig, **kwargs):
+        if not isinstance(config, self.config_class):
+            raise ValueError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, got {type(config).__name__} "
+                f"(policy type {getattr(config, 'type', '?')!r}). Load the checkpoint with the policy class of "
+                f"its own type, e.g. `get_policy_class(config.type).from_pretrained(path)`."
+            )
+        super().__init__(config)
+        config.validate_features()
+        self.config = config
+        self.model = HybridActModel(config)
+        if config.temporal_ensemble_coeff is not None:
+            self.temporal_ensembler = ACTTemporalEnsembler(config.temporal_ensemble_coeff, config.chunk_size)
+        self._explicit_z: Tensor | None = None
+        self.reset()
+
+    def get_optim_params(self) -> list[dict]:
+        backbone = [p for n, p in self.named_parameters() if n.startswith("model.obs_encoder.backbone")]
+        rest = [p for n, p in self.named_parameters() if not n.startswith("model.obs_encoder.backbone")]
+        groups = [{"params": [p for p in rest if p.requires_grad]}]
+        if backbone:
+            groups.append({"params": [p for p in backbone if p.requires_grad], "lr": self.config.optimizer_lr_backbone})
+        return groups
+
+    def reset(self):
+        """Clear per-episode state: the action queue or ensembler and a z held for the episode."""
+        if self.config.temporal_ensemble_coeff is not None:
+            self.temporal_ensembler.reset()
+        else:
+            self._action_queue = deque([], maxlen=self.config.n_action_steps)
+        self._held_z: Tensor | None = None
+
+    def set_style(self, z: Tensor | None) -> None:
+        """Use this z (shape (latent_dim,) or (B, latent_dim)) for every chunk until ``set_style(None)``."""
+        self._explicit_z = None if z is None else self.model.style.check_z(z)
+
+    @torch.no_grad()
+    def select_action(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
+        self.eval()
+        if self.config.temporal_ensemble_coeff is not None:
+            return self.temporal_ensembler.update(self.predict_action_chunk(batch))
+        if len(self._action_queue) == 0:
+            actions = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]
+            self._action_queue.extend(actions.transpose(0, 1))
+        return self._action_queue.popleft()
+
+    @torch.no_grad()
+    def predict_action_chunk(
+        self, batch: dict[str, Tensor], z: Tensor | None = None, generator: torch.Generator | None = None, **kwargs
+    ) -> Tensor:
+        """Sample a (B, chunk_size, action_dim) chunk. ``z`` overrides the style latent for this call."""
+        self.eval()
+        obs = self.model.encode_observation(batch)
+        return self.model.sample(obs, self._inference_style(obs.summary, z, generator), generator)
+
+    def _inference_style(self, summary: Tensor, z: Tensor | None, generator: torch.Generator | None) -> Tensor | None:
+        """z for one chunk: the caller's z, else a z held for the episode, else one drawn from the style module."""
+        batch_size = summary.shape[0]
+        z = self._explicit_z if z is None else self.model.style.check_z(z)
+        if z is not None:
+            if z.shape[0] not in (1, batch_size):
+                raise ValueError(f"z has batch size {z.shape[0]} but the observation batch has {batch_size}.")
+            return z.to(summary).expand(batch_size, -1)
+        if self.config.z_mode == "hold" and self._held_z is not None and self._held_z.shape[0] == batch_size:
+            return self._held_z
+        z = self.model.style.infer(summary, self.config.z_mode, self.config.prior_temperature, generator)
+        if self.config.z_mode == "hold":
+            self._held_z = z
+        return z
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
+        """Training loss: masked diffusion MSE (+ annealed, free-bits KL for hybrid_act_c)."""
+        actions = batch[ACTION]
+        if actions.shape[1:] != (self.config.chunk_size, self.model.denoiser.action_dim):
+            raise ValueError(
+                f"`{ACTION}` has shape {tuple(actions.shape[1:])} per sample; expected (chunk_size, action_dim) = "
+                f"({self.config.chunk_size}, {self.model.denoiser.action_dim}). Check the dataset's action "
+                "feature and that `delta_timestamps` come from this config (`action_delta_indices`)."
+            )
+        if not torch.isfinite(actions).all():
+            raise ValueError(f"`{ACTION}` contains NaN or inf; refusing to train on it (weights would become NaN).")
+        obs = self.model.encode_observation(batch)
+        style = self.model.style.train_latent(obs.summary, actions, batch.get(ACTION_IS_PAD))
+        pred, target = self.model.denoising_target(obs, style.z, actions)
+        valid = ~batch[ACTION_IS_PAD].unsqueeze(-1) if ACTION_IS_PAD in batch else torch.ones_like(pred[..., :1], dtype=torch.bool)
+        sq_err = F.mse_loss(pred, target, reduction="none") * valid
+        diffusion_loss = sq_err.sum() / (valid.sum() * pred.shape[-1]).clamp_min(1)
+        loss = diffusion_loss
+        info = {"diffusion_loss": diffusion_loss.item()}
+        if style.kl_per_dim is not None:
+            kl_per_dim = style.kl_per_dim.mean(0)  # (latent_dim,) batch-mean KL in nats
+            beta = self.model.kl_beta(advance=self.training)
+            # Free bits: dimensions already below the floor are not pushed further towards the prior.
+            kl_penalised = torch.clamp(kl_per_dim, min=self.config.kl_free_bits).sum()
+            loss = loss + beta * kl_penalised
+            info.update(
+                kl=kl_per_dim.sum().item(),
+                kl_min_dim=kl_per_dim.min().item(),
+                kl_beta=beta,
+                kl_active_dims=int((kl_per_dim > ACTIVE_UNIT_KL).sum().item()),
+            )
+        return loss, info
+
+    def generate_model_card(self, *args, **kwargs):
+        card = super().generate_model_card(*args, **kwargs)
+        variant = {
+            "none": "A: diffusion conditioned on the observation only (no style latent)",
+            "deterministic": "B: deterministic style latent z = f(obs)",
+            "cvae": "C: posterior q(z|a,obs) + learned conditional prior p(z|obs), KL-regularised",
+        }[self.config.style_mode]
+        dataset = args[0] if args else kwargs.get("dataset_repo_id")
+        card.text += (
+            f"\n\n## lerobot_hybrid_act\n\nVariant **{self.config.type}** — {variant}.\n"
+            f"Trained on `{dataset}`. Denoiser: {self.config.num_inference_steps} "
+            f"{self.config.noise_scheduler_type} steps over {self.config.num_train_timesteps} training timesteps, "
+            f"chunk {self.config.chunk_size}.\n\nLoad it with `pip install lerobot_policy_hybrid_act` and "
+            f"`lerobot-eval --policy.path=<this repo>`.\n"
+        )
+        return card
+
+
+class HybridActAPolicy(HybridActPolicy):
+    config_class = HybridActAConfig
+    name = "hybrid_act_a"
+
+
+class HybridActBPolicy(HybridActPolicy):
+    config_class = HybridActBConfig
+    name = "hybrid_act_b"
+
+
+class HybridActCPolicy(HybridActPolicy):
+    config_class = HybridActCConfig
+    name = "hybrid_act_c"
+
+
+# --------------------------------------------------------------------------------------------- core
+
+
+class EncodedObservation:
+    """Observation tokens of one batch, computed once per chunk and reused by every denoising step."""
+
+    def __init__(self, tokens: Tensor, pos: Tensor):
+        self.tokens = tokens  # (B, S, denoiser_dim): keys/values of the denoiser's cross-attention
+        self.pos = pos  # (1, S, denoiser_dim)
+        self.summary = tokens[:, 0]  # the summary token's output: what the style module reads
+
+
+class HybridActModel(nn.Module):
+    def __init__(self, config: HybridActConfig):
+        super().__init__()
+        self.config = config
+        self.obs_encoder = ObservationEncoder(config)
+        self.style = make_style_module(config)
+        self.denoiser = ChunkDenoiser(config, z_dim=self.style.z_dim)
+        scheduler_kwargs = dict(
+            num_train_timesteps=config.num_train_timesteps,
+            beta_start=config.beta_start,
+            beta_end=config.beta_end,
+            beta_schedule=config.beta_schedule,
+            clip_sample=config.clip_sample,
+            clip_sample_range=config.clip_sample_range,
+            prediction_type=config.prediction_type,
+        )
+        self.train_scheduler = DDPMScheduler(**scheduler_kwargs)
+        sampler_cls = DDIMScheduler if config.noise_scheduler_type == "DDIM" else DDPMScheduler
+        self.sampler = sampler_cls(**scheduler_kwargs)
+        self.sampler.set_timesteps(config.num_inference_steps)
+        # Training steps seen, for KL annealing; a buffer so that it is checkpointed and resumed.
+        self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
+
+    def encode_observation(self, batch: dict[str, Tensor]) -> EncodedObservation:
+        tokens, pos = self.obs_encoder(batch)
+        return EncodedObservation(self.denoiser.memory_proj(tokens), self.denoiser.memory_pos_proj(pos))
+
+    def denoising_target(self, obs: EncodedObservation, z: Tensor | None, actions: Tensor) -> tuple[Tensor, Tensor]:
+        """Noise the chunk at random timesteps; return (denoiser prediction, regression target)."""
+        noise = torch.randn_like(actions)
+        t = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
+        noisy = self.train_scheduler.add_noise(actions, noise, t)
+        pred = self.denoiser(noisy, t, obs, z)
+        return pred, noise if self.config.prediction_type == "epsilon" else actions
+
+    def sample(self, obs: EncodedObservation, z: Tensor | None, generator: torch.Generator | None = None) -> Tensor:
+        """Reverse diffusion from Gaussian noise on the cached observation tokens."""
+        batch_size = obs.tokens.shape[0]
+        shape = (batch_size, self.config.chunk_size, self.denoiser.action_dim)
+        x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
+        x = x.to(obs.tokens)
+        for t in self.sampler.timesteps:
+            t_batch = torch.full((batch_size,), int(t), device=x.device, dtype=torch.long)
+            model_out = self.denoiser(x, t_batch, obs, z)
+            x = self.sampler.step(model_out, t, x, generator=generator).prev_sample
+        return x
+
+    def kl_beta(self, advance: bool) -> float:
+        """beta(step) = kl_weight * ramp(step); ``advance`` counts one training step."""
+        c = self.config
+        step = int(self.kl_step)
+        if advance:
+            self.kl_step += 1
+        if c.kl_anneal == "none":
+            ramp = 1.0
+        elif c.kl_anneal == "linear":
+            ramp = min(1.0, step / c.kl_anneal_steps)
+        else:  # cyclic: ramp 0 -> 1 over the first half of each period, then hold.
+            ramp = min(1.0, 2.0 * (step % c.kl_anneal_steps) / c.kl_anneal_steps)
+        return c.kl_weight * ramp
+
+
+class ObservationEncoder(nn.Module):
+    """ACT's observation encoder: tokens [summary, (state), (env_state), (camera feature pixels)].
+
+    The first token is a learned summary token (ACT's latent slot, freed because z enters the denoiser
+    instead); its output summarises the observation for the style module.
+    """
+
+    def __init__(self, config: HybridActConfig):
+        super().__init__()
+        self.config = config
+        d = config.dim_model
+        self.summary_token = nn.Embedding(1, d)
+        if config.robot_state_feature:
+            self.state_proj = nn.Linear(config.robot_state_feature.shape[0], d)
+        if config.env_state_feature:
+            self.env_state_proj = nn.Linear(config.env_state_feature.shape[0], d)
+        n_1d = 1 + bool(config.robot_state_feature) + bool(config.env_state_feature)
+        self.pos_1d = nn.Embedding(n_1d, d)
+        if config.image_features:
+            resnet = getattr(torchvision.models, config.vision_backbone)(
+                replace_stride_with_dilation=[False, False, config.replace_final_stride_with_dilation],
+                weights=config.pretrained_backbone_weights,
+                norm_layer=FrozenBatchNorm2d,
+            )
+            self.backbone = IntermediateLayerGetter(resnet, return_layers={"layer4": "feature_map"})
+            self.image_proj = nn.Conv2d(resnet.fc.in_features, d, kernel_size=1)
+            self.image_pos = ACTSinusoidalPositionEmbedding2d(d // 2)
+        self.encoder = ACTEncoder(config)
+        for p in self.encoder.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Returns encoder output tokens (B, S, D) and their positional embeddings (1, S, D)."""
+        check_inputs(batch, self.config)
+        batch_size = batch[next(iter(self.config.input_features))].shape[0]
+        tokens = [self.summary_token.weight.expand(batch_size, -1)]
+        if self.config.robot_state_feature:
+            tokens.append(self.state_proj(batch[OBS_STATE]))
+        if self.config.env_state_feature:
+            tokens.append(self.env_state_proj(batch[OBS_ENV_STATE]))
+        tokens = [torch.stack(tokens, dim=1)]  # (B, n_1d, D)
+        pos = [self.pos_1d.weight.unsqueeze(0)]
+        for key in self.config.image_features:
+            features = self.backbone(batch[key])["feature_map"]
+            pos.append(einops.rearrange(self.image_pos(features).to(features.dtype), "1 c h w -> 1 (h w) c"))
+            tokens.append(einops.rearrange(self.image_proj(features), "b c h w -> b (h w) c"))
+        tokens, pos = torch.cat(tokens, dim=1), torch.cat(pos, dim=1)
+        # ACTEncoder is sequence-first.
+        out = self.encoder(tokens.transpose(0, 1), pos_embed=pos.transpose(0, 1)).transpose(0, 1)
+        return out, pos
+
+
+def check_inputs(batch: dict[str, Tensor], config: HybridActConfig) -> None:
+    """Fail with the key's name on a missing input, a wrong shape or a non-finite value, rather than deep
+    inside torch (or, for images, silently: a ResNet accepts any size)."""
+    for key, ft in config.input_features.items():
+        if key not in batch:
+            raise KeyError(f"Input `{key}` is missing from the batch; the policy was configured with inputs {sorted(config.input_features)}.")
+        shape = tuple(batch[key].shape[1:])
+        if shape != tuple(ft.shape):
+            raise ValueError(
+                f"Input `{key}` has shape {shape} per sample but the policy expects {tuple(ft.shape)}. "
+                "Resize/crop the observation (or the dataset) to the shape the policy was trained on."
+            )
+        if not torch.isfinite(batch[key]).all():
+            raise ValueError(f"Input `{key}` contains NaN or inf; clean the data or the environment observation.")
+
+
+# --------------------------------------------------------------------------------------------- style
+
+
+class StyleOutput:
+    def __init__(self, z: Tensor | None, kl_per_dim: Tensor | None = None):
+        self.z = z  # (B, latent_dim) or None
+        self.kl_per_dim = kl_per_dim  # (B, latent_dim) KL(q || p) in nats, or None
+
+
+class NoStyle(nn.Module):
+    """Variant A: the denoiser sees no z; any z passed in is ignored."""
+
+    z_dim = 0
+
+    def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
+        return StyleOutput(None)
+
+    def infer(self, summary, z_mode, temperature, generator) -> None:
+        return None
+
+    def check_z(self, z: Tensor) -> None:
+        return None
+
+
+class DeterministicStyle(nn.Module):
+    """Variant B: z = f(obs), an MLP on the observation summary, trained only through the denoiser."""
+
+    def __init__(self, config: HybridActConfig):
+        super().__init__()
+        self.z_dim = config.latent_dim
+        self.f = _mlp(config.denoiser_dim_model, config.latent_dim)
+
+    def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
+        return StyleOutput(self.f(summary))
+
+    def infer(self, summary, z_mode, temperature, generator) -> Tensor:
+        return self.f(summary)
+
+    def check_z(self, z: Tensor) -> Tensor:
+        return _check_z(z, self.z_dim)
+
+
+class ConditionalPriorStyle(nn.Module):
+    """Variant C: posterior q(z | a, obs) (ACT's VAE encoder) and learned prior p(z | obs) (an MLP).
+
+    The posterior is a transformer over [cls, obs summary, a_1..a_k] like ACT's VAE encoder (which uses the
+    robot state instead of the summary); both output a diagonal Gaussian (mean, log-variance).
+    """
+
+    def __init__(self, config: HybridActConfig):
+        super().__init__()
+        self.z_dim = config.latent_dim
+        d = config.dim_model
+        self.posterior_encoder = ACTEncoder(config, is_vae_encoder=True)
+        self.cls_token = nn.Embedding(1, d)
+        self.summary_proj = nn.Linear(config.denoiser_dim_model, d)
+        self.action_proj = nn.Linear(config.action_feature.shape[0], d)
+        self.posterior_head = nn.Linear(d, 2 * config.latent_dim)
+        self.register_buffer("posterior_pos", create_sinusoidal_pos_embedding(2 + config.chunk_size, d).unsqueeze(1))
+        self.prior = _mlp(config.denoiser_dim_model, 2 * config.latent_dim)
+
+    def posterior(self, summary: Tensor, actions: Tensor, action_is_pad: Tensor | None) -> tuple[Tensor, Tensor]:
+        batch_size = actions.shape[0]
+        tokens = torch.cat(
+            [
+                self.cls_token.weight.expand(batch_size, -1).unsqueeze(1),
+                self.summary_proj(summary).unsqueeze(1),
+                self.action_proj(actions),
+            ],
+            dim=1,
+        )
+        pad = None
+        if action_is_pad is not None:
+            pad = torch.cat([torch.zeros_like(action_is_pad[:, :2]), action_is_pad], dim=1)
+        cls_out = self.posterior_encoder(tokens.transpose(0, 1), pos_embed=self.posterior_pos, key_padding_mask=pad)[0]
+        return self.posterior_head(cls_out).chunk(2, dim=-1)
+
+    def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
+        mu_q, logvar_q = self.posterior(summary, actions, action_is_pad)
+        mu_p, logvar_p = self.prior(summary).chunk(2, dim=-1)
+        z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
+        kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0)
+        return StyleOutput(z, kl)
+
+    def infer(self, summary, z_mode, temperature, generator) -> Tensor:
+        mu_p, logvar_p = self.prior(summary).chunk(2, dim=-1)
+        if z_mode == "mean" or temperature == 0:
+            return mu_p
+        eps = torch.randn(mu_p.shape, generator=generator, device=generator.device if generator else "cpu")
+        return mu_p + temperature * (0.5 * logvar_p).exp() * eps.to(mu_p)
+
+    def check_z(self, z: Tensor) -> Tensor:
+        return _check_z(z, self.z_dim)
+
+
+def make_style_module(config: HybridActConfig) -> nn.Module:
+    """THE place where the variants differ (``config.style_mode`` is a class constant of each config)."""
+    if config.style_mode == "none":
+        return NoStyle()
+    if config.style_mode == "deterministic":
+        return DeterministicStyle(config)
+    return ConditionalPriorStyle(config)
+
+
+def _check_z(z: Tensor, z_dim: int) -> Tensor:
+    z = torch.as_tensor(z)
+    if z.ndim == 1:
+        z = z.unsqueeze(0)
+    if z.ndim != 2 or z.shape[-1] != z_dim:
+        raise ValueError(f"z must have shape (latent_dim,) or (batch, latent_dim) with latent_dim={z_dim}; got {tuple(z.shape)}.")
+    if not torch.isfinite(z).all():
+        raise ValueError("z contains NaN or inf.")
+    return z
+
+
+def _mlp(d_in: int, d_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(d_in, d_in), nn.Mish(), nn.Linear(d_in, d_out))
+
+
+# --------------------------------------------------------------------------------------------- denoiser
+
+
+class ChunkDenoiser(nn.Module):
+    """Transformer over the chunk's positions: self-attention, cross-attention to the observation tokens,
+    feed-forward; each sub-layer's pre-norm output is FiLM-modulated by [timestep embedding, z]."""
+
+    def __init__(self, config: HybridActConfig, z_dim: int):
+        super().__init__()
+        d = config.denoiser_dim_model
+        self.action_dim = config.action_feature.shape[0]
+        self.memory_proj = nn.Linear(config.dim_model, d)
+        self.memory_pos_proj = nn.Linear(config.dim_model, d, bias=False)
+        self.action_in = nn.Linear(self.action_dim, d)
+        self.chunk_pos = nn.Parameter(torch.randn(1, config.chunk_size, d) * 0.02)
+        self.time_emb = SinusoidalTimeEmbedding(d)
+        self.cond = nn.Sequential(nn.Linear(d + z_dim, 4 * d), nn.Mish(), nn.Linear(4 * d, d))
+        self.layers = nn.ModuleList([DenoiserLayer(config) for _ in range(config.n_decoder_layers)])
+        self.norm_out = nn.LayerNorm(d)
+        self.action_out = nn.Linear(d, self.action_dim)
+
+    def forward(self, noisy: Tensor, t: Tensor, obs: EncodedObservation, z: Tensor | None) -> Tensor:
+        cond = self.time_emb(t)
+        if z is not None:
+            cond = torch.cat([cond, z], dim=-1)
+        cond = self.cond(cond)
+        x = self.action_in(noisy) + self.chunk_pos
+        memory_keys = obs.tokens + obs.pos
+        for layer in self.layers:
+            x = layer(x, cond, memory_keys, obs.tokens)
+        return self.action_out(self.norm_out(x))
+
+
+class DenoiserLayer(nn.Module):
+    def __init__(self, config: HybridActConfig):
+        super().__init__()
+        d = config.denoiser_dim_model
+        self.self_attn = nn.MultiheadAttention(d, config.n_heads, dropout=config.dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d, config.n_heads, dropout=config.dropout, batch_first=True)
+        self.ff = nn.Sequential(
+            nn.Linear(d, config.denoiser_dim_feedforward),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.denoiser_dim_feedforward, d),
+        )
+        self.norms = nn.ModuleList([nn.LayerNorm(d, elementwise_affine=False) for _ in range(3)])
+        # FiLM: per sub-layer (scale, shift, gate); zero-initialised so every layer starts as identity.
+        self.film = nn.Linear(d, 9 * d)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, cond: Tensor, memory_keys: Tensor, memory: Tensor) -> Tensor:
+        film = self.film(cond).unsqueeze(1).chunk(9, dim=-1)
+        h = self.norms[0](x) * (1 + film[0]) + film[1]
+        x = x + film[2] * self.dropout(self.self_attn(h, h, h, need_weights=False)[0])
+        h = self.norms[1](x) * (1 + film[3]) + film[4]
+        x = x + film[5] * self.dropout(self.cross_attn(h, memory_keys, memory, need_weights=False)[0])
+        h = self.norms[2](x) * (1 + film[6]) + film[7]
+        return x + film[8] * self.dropout(self.ff(h))
+
+
+class SinusoidalTimeEmbedding(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        half = dim // 2
+        self.register_buffer("freqs", torch.exp(-math.log(10000) * torch.arange(half) / max(half - 1, 1)))
+
+    def forward(self, t: Tensor) -> Tensor:
+        angles = t.float().unsqueeze(-1) * self.freqs
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
