@@ -1,1 +1,100 @@
-"""`docking` env config (issue 4). Placeholder until the docking work lands."""
+"""LeRobot env type ``docking`` (issue 4): ``--env.type=docking``.
+
+Imported whenever the plugin is imported, so this module only declares the config; the env itself
+(``lerobot_hybrid_act.docking.env``) is imported lazily in ``create_envs``.
+
+Env observation keys -> LeRobot features (via ``features_map`` and ``preprocess_observation``):
+
+=====================  ===================================  =========================
+env key                LeRobot key                          shape
+=====================  ===================================  =========================
+``agent_pos``          ``observation.state``                (6,)  x, y, cos h, sin h, v, omega
+``environment_state``  ``observation.environment_state``    (7,)  port x, y, cos, sin; obstacle x, y, r
+``pixels/top``         ``observation.images.top``           (H, W, 3) uint8, only obs_type=pixels_state
+``action``             ``action``                           (2,)  accel, yaw rate in [-1, 1]
+=====================  ===================================  =========================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lerobot.configs import FeatureType, PolicyFeature
+from lerobot.envs.configs import EnvConfig
+from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
+
+DOCKING_STATE_DIM = 6
+DOCKING_ENV_STATE_DIM = 7
+DOCKING_ACTION_DIM = 2
+DOCKING_OBS_TYPES = ("state", "pixels_state")
+
+
+@EnvConfig.register_subclass("docking")
+@dataclass
+class DockingEnvConfig(EnvConfig):
+    task: str | None = "Docking-v0"
+    fps: int = 10
+    episode_length: int = 200
+    obs_type: str = "state"  # "state" or "pixels_state"
+    observation_height: int = 96
+    observation_width: int = 96
+    render_size: int = 256  # frames of lerobot-eval videos (env.render())
+    render_mode: str = "rgb_array"
+    jitter: float = 1.0  # layout randomization scale (0 = always the nominal layout)
+    features: dict[str, PolicyFeature] = field(
+        default_factory=lambda: {
+            ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(DOCKING_ACTION_DIM,)),
+            "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(DOCKING_STATE_DIM,)),
+            "environment_state": PolicyFeature(type=FeatureType.ENV, shape=(DOCKING_ENV_STATE_DIM,)),
+        }
+    )
+    features_map: dict[str, str] = field(
+        default_factory=lambda: {
+            ACTION: ACTION,
+            "agent_pos": OBS_STATE,
+            "environment_state": OBS_ENV_STATE,
+            "pixels/top": f"{OBS_IMAGES}.top",
+        }
+    )
+
+    def __post_init__(self):
+        if self.obs_type not in DOCKING_OBS_TYPES:
+            raise ValueError(f"docking obs_type must be one of {DOCKING_OBS_TYPES}, got {self.obs_type!r}")
+        if self.fps <= 0 or self.episode_length <= 0:
+            raise ValueError(f"fps and episode_length must be > 0, got {self.fps}, {self.episode_length}")
+        if self.obs_type == "pixels_state":
+            self.features["pixels/top"] = PolicyFeature(
+                type=FeatureType.VISUAL, shape=(self.observation_height, self.observation_width, 3)
+            )
+
+    @property
+    def gym_kwargs(self) -> dict:
+        return {
+            "obs_type": self.obs_type,
+            "image_size": (self.observation_height, self.observation_width),
+            "render_size": self.render_size,
+            "render_mode": self.render_mode,
+            "episode_length": self.episode_length,
+            "fps": self.fps,
+            "jitter": self.jitter,
+        }
+
+    def create_envs(self, n_envs: int, use_async_envs: bool = False):
+        import gymnasium as gym
+
+        from lerobot_hybrid_act.docking.env import DockingEnv
+
+        if n_envs < 1:
+            raise ValueError("`n_envs` must be at least 1")
+        kwargs = self.gym_kwargs
+        DockingEnv(**kwargs)  # validate the arguments eagerly, in this process
+
+        def _make_one():
+            return DockingEnv(**kwargs)
+
+        env_cls = gym.vector.AsyncVectorEnv if (use_async_envs and n_envs > 1) else gym.vector.SyncVectorEnv
+        extra = {"context": "forkserver"} if env_cls is gym.vector.AsyncVectorEnv else {}
+        vec = env_cls(
+            [_make_one for _ in range(n_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **extra
+        )
+        return {self.type: {0: vec}}
