@@ -1,0 +1,207 @@
+"""Behaviour of the shared core and of what distinguishes A, B and C."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import ACTION_DIM, CHUNK, make_batch, make_policy, observation, train_steps
+
+
+def fixed_eval_loss(policy, batch) -> float:
+    """Loss with fixed timesteps/noise (same torch seed) and no parameter update."""
+    policy.eval()
+    torch.manual_seed(123)
+    with torch.no_grad():
+        losses = [policy(batch)[1]["diffusion_loss"] for _ in range(8)]
+    return sum(losses) / len(losses)
+
+
+def test_plugin_registered_in_fresh_interpreter():
+    code = (
+        "from lerobot.utils.import_utils import register_third_party_plugins\n"
+        "from lerobot.configs import PreTrainedConfig\n"
+        "from lerobot.policies.factory import get_policy_class, make_pre_post_processors\n"
+        "register_third_party_plugins()\n"
+        "for v in ('hybrid_act_a', 'hybrid_act_b', 'hybrid_act_c'):\n"
+        "    cfg = PreTrainedConfig.get_choice_class(v)(device='cpu')\n"
+        "    assert cfg.type == v\n"
+        "    print(v, get_policy_class(v).__name__, type(make_pre_post_processors(cfg)[0]).__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "hybrid_act_a HybridActAPolicy DataProcessorPipeline" in out.stdout
+    assert "hybrid_act_b HybridActBPolicy" in out.stdout
+    assert "hybrid_act_c HybridActCPolicy" in out.stdout
+
+
+def test_loss_goes_down_on_fixed_batch(variant):
+    policy = make_policy(variant)
+    batch = make_batch()
+    before = fixed_eval_loss(policy, batch)
+    train_steps(policy, batch, steps=60)
+    after = fixed_eval_loss(policy, batch)
+    assert after < 0.6 * before, (before, after)
+
+
+def test_c_logs_kl_and_respects_free_bits_floor():
+    batch = make_batch()
+    # A strong, un-annealed KL pulls q onto p; free bits stop the pull below the floor, so KL stays higher.
+    kls = {}
+    for free_bits in (0.0, 0.5):
+        policy = make_policy("hybrid_act_c", kl_weight=5.0, kl_anneal="none", kl_free_bits=free_bits)
+        train_steps(policy, batch, steps=60)
+        policy.train()
+        _, info = policy(batch)
+        assert torch.isfinite(torch.tensor(info["kl"]))
+        assert {"diffusion_loss", "kl", "kl_beta", "kl_active_dims", "kl_min_dim"} <= info.keys()
+        kls[free_bits] = info["kl"]
+    assert kls[0.5] > 2 * kls[0.0], kls
+
+
+def test_kl_annealing_linear_and_cyclic():
+    policy = make_policy("hybrid_act_c", kl_weight=2.0, kl_anneal="linear", kl_anneal_steps=4)
+    betas = [policy.model.kl_beta(advance=True) for _ in range(6)]
+    assert betas == [0.0, 0.5, 1.0, 1.5, 2.0, 2.0]
+    policy = make_policy("hybrid_act_c", kl_weight=1.0, kl_anneal="cyclic", kl_anneal_steps=4)
+    betas = [policy.model.kl_beta(advance=True) for _ in range(8)]
+    assert betas == [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0]
+    # Eval-mode forward passes do not advance the schedule.
+    step = int(policy.model.kl_step)
+    policy.eval()
+    with torch.no_grad():
+        policy(make_batch())
+    assert int(policy.model.kl_step) == step
+
+
+def test_a_ignores_z():
+    policy = train_steps(make_policy("hybrid_act_a"), make_batch(), steps=5)
+    obs = observation(make_batch(2, seed=1))
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    a1 = policy.predict_action_chunk(obs, z=torch.zeros(4), generator=g())
+    a2 = policy.predict_action_chunk(obs, z=torch.full((4,), 5.0), generator=g())
+    a3 = policy.predict_action_chunk(obs, generator=g())
+    assert torch.equal(a1, a2) and torch.equal(a1, a3)
+
+
+def test_b_style_is_a_deterministic_function_of_obs():
+    policy = train_steps(make_policy("hybrid_act_b"), make_batch(), steps=10)
+    obs = observation(make_batch(3, seed=1))
+    enc = policy.model.encode_observation(obs)
+    z1 = policy.model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(0))
+    z2 = policy.model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(1))
+    assert torch.equal(z1, z2)
+    assert not torch.allclose(z1[0], z1[1])  # different observations, different z
+    # And z matters to the denoiser once trained (FiLM starts at identity).
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert not torch.allclose(
+        policy.predict_action_chunk(obs, generator=g()),
+        policy.predict_action_chunk(obs, z=z1 + 3.0, generator=g()),
+    )
+
+
+def test_c_samples_differ_across_z_draws_and_repeat_for_same_seed():
+    policy = train_steps(make_policy("hybrid_act_c", kl_anneal="none"), make_batch(), steps=20)
+    obs = observation(make_batch(2, seed=1))
+    s0a = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+    s0b = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+    s1 = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(s0a, s0b)
+    assert not torch.allclose(s0a, s1)
+    # Same diffusion noise, different z: the chunk changes, so z carries information.
+    za, zb = torch.zeros(4), torch.full((4,), 2.0)
+    ca = policy.predict_action_chunk(obs, z=za, generator=torch.Generator().manual_seed(0))
+    cb = policy.predict_action_chunk(obs, z=zb, generator=torch.Generator().manual_seed(0))
+    assert (ca - cb).abs().mean() > 1e-3
+
+
+def test_c_z_modes_and_explicit_style():
+    policy = train_steps(make_policy("hybrid_act_c", kl_anneal="none"), make_batch(), steps=5)
+    obs = observation(make_batch(2, seed=1))
+    policy.config.z_mode = "hold"
+    policy.reset()
+    enc = policy.model.encode_observation(obs)
+    z1 = policy._inference_style(enc.summary, None, None)
+    z2 = policy._inference_style(enc.summary, None, None)
+    assert torch.equal(z1, z2)
+    policy.reset()
+    assert not torch.equal(z1, policy._inference_style(enc.summary, None, None))
+    policy.config.z_mode = "mean"
+    assert torch.equal(policy._inference_style(enc.summary, None, None), policy._inference_style(enc.summary, None, None))
+    policy.set_style(torch.ones(4))
+    assert torch.equal(policy._inference_style(enc.summary, None, None), torch.ones(2, 4))
+    with pytest.raises(ValueError, match="latent_dim=4"):
+        policy.set_style(torch.ones(5))
+    policy.set_style(None)
+
+
+@pytest.mark.parametrize("ensemble", [None, 0.01])
+def test_select_action_paths(variant, ensemble):
+    overrides = {"temporal_ensemble_coeff": ensemble, "n_action_steps": 1} if ensemble else {"n_action_steps": 3}
+    policy = make_policy(variant, **overrides)
+    policy.reset()
+    obs = observation(make_batch(2, seed=2))
+    chunk_calls = 0
+    original = policy.predict_action_chunk
+
+    def counting(*args, **kwargs):
+        nonlocal chunk_calls
+        chunk_calls += 1
+        return original(*args, **kwargs)
+
+    policy.predict_action_chunk = counting
+    actions = [policy.select_action(obs) for _ in range(6)]
+    assert all(a.shape == (2, ACTION_DIM) and torch.isfinite(a).all() for a in actions)
+    assert chunk_calls == (6 if ensemble else 2)  # ensembling: a chunk every step; queue: every 3 steps
+
+
+def test_temporal_ensembling_uses_lerobot_ensembler():
+    from lerobot.policies.act.modeling_act import ACTTemporalEnsembler
+
+    policy = make_policy("hybrid_act_a", temporal_ensemble_coeff=0.01, n_action_steps=1)
+    assert isinstance(policy.temporal_ensembler, ACTTemporalEnsembler)
+    assert policy.temporal_ensembler.chunk_size == CHUNK
+
+
+def test_padded_actions_do_not_contribute_to_loss(monkeypatch):
+    policy = make_policy("hybrid_act_a")
+    batch = make_batch()
+    batch["action_is_pad"][:, 5:] = True
+    pred = torch.zeros(6, CHUNK, ACTION_DIM)
+    target = torch.ones(6, CHUNK, ACTION_DIM)
+    target[:, 5:] = 100.0  # huge error on padded positions only
+    monkeypatch.setattr(policy.model, "denoising_target", lambda obs, z, actions: (pred, target))
+    loss, info = policy(batch)
+    assert loss.item() == pytest.approx(1.0)
+    assert info["diffusion_loss"] == pytest.approx(1.0)
+
+
+def test_save_load_round_trip_gives_identical_actions(variant, tmp_path):
+    from lerobot.policies.factory import get_policy_class
+
+    policy = train_steps(make_policy(variant), make_batch(), steps=3)
+    policy.save_pretrained(tmp_path)
+    loaded = get_policy_class(variant).from_pretrained(tmp_path)
+    obs = observation(make_batch(2, seed=3))
+    for p in (policy, loaded):
+        p.reset()
+    a = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(7))
+    b = loaded.predict_action_chunk(obs, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+    assert int(loaded.model.kl_step) == int(policy.model.kl_step)
+
+
+def test_loading_c_checkpoint_as_a_fails_clearly(tmp_path):
+    from lerobot_hybrid_act.modeling_hybrid_act import HybridActAPolicy
+
+    make_policy("hybrid_act_c").save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="HybridActAConfig.*hybrid_act_c"):
+        HybridActAPolicy.from_pretrained(tmp_path)
+
+
+def test_state_only_config_works():
+    policy = make_policy("hybrid_act_c", image=False)
+    batch = make_batch(image=False)
+    loss, _ = policy(batch)
+    loss.backward()
+    assert policy.predict_action_chunk(observation(batch)).shape == (6, CHUNK, ACTION_DIM)
