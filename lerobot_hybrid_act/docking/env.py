@@ -198,7 +198,11 @@ def _point_segment_distance(px, py, ax, ay, bx, by) -> float:
 
 @dataclass(frozen=True)
 class LayoutSampler:
-    """Per-seed layout randomization. ``jitter`` scales all position/heading jitters (0 = nominal layout)."""
+    """Per-seed layout randomization.
+
+    ``jitter`` scales all position/heading jitters (0 = nominal poses); the obstacle radius is drawn
+    uniformly from ``obstacle_radius_range`` (pass ``(r, r)`` for a fixed radius).
+    """
 
     jitter: float = 1.0
     obstacle_radius_range: tuple[float, float] = (1.0, 1.4)

@@ -138,6 +138,22 @@ class DockingExpert:
             action = action + self.rng.normal(0.0, self.noise, size=2)
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
+    def act_obs(self, agent_pos) -> np.ndarray:
+        """Act from an ``agent_pos`` / ``observation.state`` vector ``(x, y, cos h, sin h, v, omega)``."""
+        s = np.asarray(agent_pos, dtype=np.float64).reshape(-1)
+        return self.act(float(s[0]), float(s[1]), math.atan2(float(s[3]), float(s[2])), float(s[4]))
+
+    @classmethod
+    def from_observation(
+        cls, agent_pos, env_state, route: int, style: float, noise: float = 0.0, rng=None
+    ) -> DockingExpert:
+        """Build an expert from a *first* observation (e.g. inside a vector env / lerobot-eval loop)."""
+        s = np.asarray(agent_pos, dtype=np.float64).reshape(-1)
+        layout = DockingLayout.from_env_state(
+            env_state, start_x=float(s[0]), start_y=float(s[1]), start_heading=math.atan2(s[3], s[2])
+        )
+        return cls(layout, route, style, noise=noise, rng=rng)
+
     def act_env(self, env: DockingEnv) -> np.ndarray:
         x, y, h, v = env.unwrapped.pose
         return self.act(x, y, h, v)
