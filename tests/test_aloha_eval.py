@@ -1,0 +1,107 @@
+"""`lerobot-eval` of LeRobot's own `act` policy on `--env.type=aloha_fast` (subprocess, like a user would)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import json  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+IMG_H, IMG_W = 32, 48
+
+
+def make_tiny_act_checkpoint(path: Path, env_state_dim: int = 7) -> Path:
+    """Untrained, tiny ACT (no pretrained backbone weights: offline) with its saved pre/post processors."""
+    from lerobot.configs import FeatureType, PolicyFeature
+    from lerobot.policies.act.configuration_act import ACTConfig
+    from lerobot.policies.act.modeling_act import ACTPolicy
+    from lerobot.policies.factory import make_pre_post_processors
+
+    inputs = {
+        "observation.state": PolicyFeature(FeatureType.STATE, (14,)),
+        "observation.environment_state": PolicyFeature(FeatureType.ENV, (env_state_dim,)),
+        "observation.images.top": PolicyFeature(FeatureType.VISUAL, (3, IMG_H, IMG_W)),
+    }
+    cfg = ACTConfig(
+        input_features=inputs,
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (14,))},
+        device="cpu",
+        chunk_size=10,
+        n_action_steps=10,
+        dim_model=32,
+        n_heads=2,
+        dim_feedforward=64,
+        n_encoder_layers=1,
+        n_decoder_layers=1,
+        n_vae_encoder_layers=1,
+        latent_dim=8,
+        pretrained_backbone_weights=None,
+        use_vae=False,
+    )
+    torch.manual_seed(0)
+    policy = ACTPolicy(cfg)
+
+    def stats(shape, mean=0.0, std=1.0):
+        return {"mean": torch.full(shape, mean), "std": torch.full(shape, std),
+                "min": torch.full(shape, mean - 1), "max": torch.full(shape, mean + 1)}
+
+    dataset_stats = {
+        "observation.state": stats((14,)),
+        "observation.environment_state": stats((env_state_dim,)),
+        "action": stats((14,)),
+        "observation.images.top": stats((3, 1, 1), 0.5, 0.25),
+    }
+    pre, post = make_pre_post_processors(cfg, dataset_stats=dataset_stats)
+    policy.save_pretrained(path)
+    pre.save_pretrained(path)
+    post.save_pretrained(path)
+    return path
+
+
+def lerobot_eval_cmd() -> list[str]:
+    exe = shutil.which("lerobot-eval", path=str(Path(sys.executable).parent)) or shutil.which("lerobot-eval")
+    assert exe, "lerobot-eval console script not found"
+    return [exe]
+
+
+@pytest.mark.slow
+def test_lerobot_eval_act_on_aloha_fast(tmp_path):
+    ckpt = make_tiny_act_checkpoint(tmp_path / "act")
+    out = tmp_path / "eval"
+    steps = 20
+    cmd = lerobot_eval_cmd() + [
+        f"--policy.path={ckpt}",
+        "--policy.device=cpu",
+        "--env.type=aloha_fast",
+        "--env.task=transfer_cube",
+        "--env.cameras=[top]",
+        f"--env.observation_height={IMG_H}",
+        f"--env.observation_width={IMG_W}",
+        f"--env.episode_length={steps}",
+        "--eval.n_episodes=1",
+        "--eval.batch_size=1",
+        f"--output_dir={out}",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    info = json.loads((out / "eval_info.json").read_text())
+    overall = info["overall"]
+    assert overall["n_episodes"] == 1
+    assert overall["pc_success"] == 0.0  # an untrained policy does not hand over the cube in 20 steps
+    assert info["per_task"][0]["task_group"] == "aloha_fast"
+    # the video shows render() at the visualization size, one frame per step (LeRobot trims at episode end)
+    import av
+
+    (video,) = overall["video_paths"]
+    with av.open(video) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert steps <= len(frames) <= steps + 1
+    assert frames[0].shape == (240, 320, 3) and frames[0].std() > 1
