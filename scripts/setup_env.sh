@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's virtual environment at ${VENV:-.venv} with Python >= 3.12 and install
+# the plugin editable with its test extras. Idempotent: a second run only checks that it is installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+
+pick_python() {
+    if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
+    # pyenv's shim refuses python3.12 unless a version is selected; 3.12.1 is what our machines carry.
+    if command -v pyenv >/dev/null 2>&1 && [ -x "$(pyenv root)/versions/3.12.1/bin/python3.12" ]; then
+        echo "$(pyenv root)/versions/3.12.1/bin/python3.12"; return
+    fi
+    for cand in python3.13 python3.12 python3; do
+        if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            command -v "$cand"; return
+        fi
+    done
+    echo "error: Python >= 3.12 is required by lerobot 0.6 (set PYTHON=/path/to/python3.12)" >&2
+    exit 1
+}
+
+# torchcodec (LeRobot's default video decoder) needs FFmpeg's shared libraries; without them LeRobot prints
+# a long traceback and falls back to pyav. Install them where we can (Debian/Ubuntu as root).
+if ! ldconfig -p 2>/dev/null | grep -q 'libavutil\.so'; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "[setup] installing FFmpeg shared libraries for torchcodec"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            libavutil57 libavcodec59 libavformat59 libavdevice59 libavfilter8 libswscale6 libswresample4 >/dev/null \
+            || echo "[setup] warning: could not install FFmpeg libraries; pass --dataset.video_backend=pyav"
+    else
+        echo "[setup] note: no FFmpeg shared libraries; install them (e.g. apt install ffmpeg) or pass --dataset.video_backend=pyav"
+    fi
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+    PY=$(pick_python)
+    echo "[setup] creating $VENV with $PY ($("$PY" --version))"
+    "$PY" -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c 'import lerobot_policy_hybrid_act, pytest, matplotlib' >/dev/null 2>&1; then
+    echo "[setup] installing lerobot_policy_hybrid_act[test] (pulls lerobot[training,aloha,diffusion]==0.6.x, torch)"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip
+    "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+fi
+echo "[setup] ready: $("$VENV/bin/python" -c 'import lerobot, torch; print(f"lerobot {lerobot.__version__}, torch {torch.__version__}")')"
