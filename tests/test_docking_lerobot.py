@@ -222,3 +222,60 @@ def test_lerobot_eval_act_on_docking(tmp_path):
     assert overall["n_episodes"] == 1 and 0.0 <= overall["pc_success"] <= 100.0
     videos = list((out / "videos").rglob("*.mp4"))
     assert len(videos) == 1 and videos[0].stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_lerobot_train_act_on_recorded_docking_dataset(tmp_path):
+    """Recorder -> LeRobotDataset -> lerobot-train (ACT, 4 steps) with in-training eval on env.type=docking."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    rec = DockingRecorder()
+    root = tmp_path / "ds"
+    ds = LeRobotDataset.create("local/docking_train", fps=rec.fps, features=rec.features(None, []), root=root)
+    for seed in range(4):
+        frames, success, _ = rec.record_episode(seed, 0.05, None, [])
+        assert success
+        for f in frames:
+            ds.add_frame({**f, "task": rec.task_description})
+        ds.save_episode()
+    ds.finalize()
+
+    out = tmp_path / "train"
+    lerobot_train = os.path.join(os.path.dirname(sys.executable), "lerobot-train")
+    proc = subprocess.run(
+        [
+            lerobot_train,
+            "--policy.type=act",
+            "--policy.device=cpu",
+            "--policy.push_to_hub=false",
+            "--policy.dim_model=32",
+            "--policy.n_heads=2",
+            "--policy.dim_feedforward=64",
+            "--policy.n_encoder_layers=1",
+            "--policy.n_decoder_layers=1",
+            "--policy.chunk_size=10",
+            "--policy.n_action_steps=10",
+            "--dataset.repo_id=local/docking_train",
+            f"--dataset.root={root}",
+            "--env.type=docking",
+            "--env.episode_length=40",
+            "--steps=4",
+            "--batch_size=8",
+            "--env_eval_freq=4",
+            "--eval.n_episodes=1",
+            "--eval.batch_size=1",
+            "--save_freq=4",
+            "--num_workers=0",
+            "--wandb.enable=false",
+            f"--output_dir={out}",
+        ],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    cfg = json.loads((out / "checkpoints" / "last" / "pretrained_model" / "config.json").read_text())
+    assert set(cfg["input_features"]) == {"observation.state", "observation.environment_state"}
+    assert cfg["output_features"]["action"]["shape"] == [2]
+    assert list((out / "eval").rglob("*.mp4"))
