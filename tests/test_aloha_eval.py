@@ -1,4 +1,4 @@
-"""`lerobot-eval` of LeRobot's own `act` policy on `--env.type=aloha_fast` (subprocess, like a user would)."""
+"""`lerobot-eval` of LeRobot's `act` and our `hybrid_act_a` on `--env.type=aloha_fast` (subprocess, like a user would)."""
 
 import os
 
@@ -17,36 +17,49 @@ import torch  # noqa: E402
 IMG_H, IMG_W = 32, 48
 
 
-def make_tiny_act_checkpoint(path: Path, env_state_dim: int = 7) -> Path:
-    """Untrained, tiny ACT (no pretrained backbone weights: offline) with its saved pre/post processors."""
-    from lerobot.configs import FeatureType, PolicyFeature
-    from lerobot.policies.act.configuration_act import ACTConfig
-    from lerobot.policies.act.modeling_act import ACTPolicy
-    from lerobot.policies.factory import make_pre_post_processors
+# Tiny architecture; only the fields a policy's config actually has are passed.
+TINY = dict(
+    chunk_size=10,
+    n_action_steps=10,
+    dim_model=32,
+    n_heads=2,
+    dim_feedforward=64,
+    n_encoder_layers=1,
+    n_decoder_layers=1,
+    n_vae_encoder_layers=1,
+    latent_dim=8,
+    pretrained_backbone_weights=None,  # offline: no torchvision download
+    use_vae=False,
+    denoiser_dim_model=32,
+    denoiser_dim_feedforward=64,
+    num_train_timesteps=20,
+    num_inference_steps=4,
+)
+
+
+def make_tiny_checkpoint(policy_type: str, path: Path, env_state_dim: int = 7) -> Path:
+    """Untrained, tiny policy of `policy_type` with its saved pre/post processors (what lerobot-eval loads)."""
+    import dataclasses
+
+    import lerobot_hybrid_act  # noqa: F401  (registers hybrid_act_*)
+    from lerobot.configs import FeatureType, PolicyFeature, PreTrainedConfig
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
     inputs = {
         "observation.state": PolicyFeature(FeatureType.STATE, (14,)),
         "observation.environment_state": PolicyFeature(FeatureType.ENV, (env_state_dim,)),
         "observation.images.top": PolicyFeature(FeatureType.VISUAL, (3, IMG_H, IMG_W)),
     }
-    cfg = ACTConfig(
+    cfg_cls = PreTrainedConfig.get_choice_class(policy_type)
+    names = {f.name for f in dataclasses.fields(cfg_cls)}
+    cfg = cfg_cls(
         input_features=inputs,
         output_features={"action": PolicyFeature(FeatureType.ACTION, (14,))},
         device="cpu",
-        chunk_size=10,
-        n_action_steps=10,
-        dim_model=32,
-        n_heads=2,
-        dim_feedforward=64,
-        n_encoder_layers=1,
-        n_decoder_layers=1,
-        n_vae_encoder_layers=1,
-        latent_dim=8,
-        pretrained_backbone_weights=None,
-        use_vae=False,
+        **{k: v for k, v in TINY.items() if k in names},
     )
     torch.manual_seed(0)
-    policy = ACTPolicy(cfg)
+    policy = get_policy_class(policy_type)(cfg)
 
     def stats(shape, mean=0.0, std=1.0):
         return {"mean": torch.full(shape, mean), "std": torch.full(shape, std),
@@ -72,8 +85,9 @@ def lerobot_eval_cmd() -> list[str]:
 
 
 @pytest.mark.slow
-def test_lerobot_eval_act_on_aloha_fast(tmp_path):
-    ckpt = make_tiny_act_checkpoint(tmp_path / "act")
+@pytest.mark.parametrize("policy_type", ["act", "hybrid_act_a"])
+def test_lerobot_eval_on_aloha_fast(policy_type, tmp_path):
+    ckpt = make_tiny_checkpoint(policy_type, tmp_path / policy_type)
     out = tmp_path / "eval"
     steps = 20
     cmd = lerobot_eval_cmd() + [
