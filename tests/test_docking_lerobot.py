@@ -170,6 +170,25 @@ def test_recorder_writes_lerobot_dataset_with_route_and_style(tmp_path):
     }
 
 
+def test_hybrid_act_record_cli_docking(tmp_path):
+    """`hybrid-act-record --task docking` dispatches to DockingRecorder and keeps route/style labels."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from lerobot_hybrid_act import record
+
+    root = tmp_path / "dk"
+    argv = ["--task", "docking", "--episodes", "4", "--repo-id", "local/dk_cli", "--root", str(root)]
+    assert record.main([*argv, "--cameras", "none", "--noise", "0.05"]) == 0
+    summary = json.loads((root / "meta" / "hybrid_act_recording.json").read_text())
+    assert summary["episodes"] == 4 and summary["fps"] == 10
+    ds = LeRobotDataset("local/dk_cli", root=root)
+    ep = np.asarray(ds.hf_dataset["episode_index"]).reshape(-1)
+    routes = np.asarray(ds.hf_dataset[ROUTE_KEY]).reshape(-1)
+    for info in summary["episodes_info"]:
+        assert set(routes[ep == info["episode_index"]]) == {info["route"]}
+        assert info["route_name"] in ("left", "right") and 0.0 <= info["style"] <= 1.0
+
+
 ACT_CHECKPOINT_SCRIPT = """
 import sys
 import lerobot_hybrid_act  # registers env type docking
