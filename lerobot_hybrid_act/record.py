@@ -11,7 +11,8 @@ no arguments):
 - ``record_episode(seed: int, noise: float, image_size, cameras) -> (frames, success, episode_info)``:
   ``frames`` is a list of dicts keyed like ``features`` (without ``"task"``, which is added here);
   ``episode_info`` is a JSON-able dict;
-- optional ``close()``.
+- optional ``close()`` and ``default_image_size: tuple[int, int]`` (used when ``--image-size`` is not given;
+  otherwise ``image_size`` may be ``None``).
 
 Seeds: episode attempts use seeds ``seed, seed + 1, ...``; failed attempts are dropped and counted, and
 attempts continue until ``--episodes`` successes (at most ``--max-attempts``). Demo seeds must stay out of
@@ -136,7 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=int, required=True, help="number of successful episodes to keep")
     p.add_argument("--repo-id", required=True, help="dataset repo id, e.g. local/aloha_sim_transfer_cube_scripted")
     p.add_argument("--root", default=None, help="dataset directory (default: $HF_LEROBOT_HOME/<repo-id>)")
-    p.add_argument("--image-size", default="480x640", help="camera image size HxW (default 480x640, as gym-aloha)")
+    p.add_argument(
+        "--image-size",
+        default=None,
+        help="camera image size HxW (default: the task's default_image_size; 480x640 for ALOHA, as gym-aloha)",
+    )
     p.add_argument(
         "--cameras",
         nargs="*",
@@ -164,7 +169,7 @@ def record(args: argparse.Namespace) -> dict:
         raise RecordError(f"--episodes must be >= 1, got {args.episodes}")
     if not math.isfinite(args.noise) or args.noise < 0:
         raise RecordError(f"--noise must be a finite number >= 0, got {args.noise}")
-    image_size = parse_image_size(args.image_size)
+    image_size = parse_image_size(args.image_size) if args.image_size is not None else None
     cameras = parse_cameras(args.cameras)
     max_attempts = args.max_attempts if args.max_attempts is not None else args.episodes + max(5, args.episodes // 4)
     if max_attempts < args.episodes:
@@ -172,10 +177,16 @@ def record(args: argparse.Namespace) -> dict:
     check_seed_range(args.seed, max_attempts)
 
     task = load_task(args.task)
+    if image_size is None:
+        image_size = getattr(task, "default_image_size", None)
     try:
         features = task.features(image_size, cameras)
     except ValueError as e:
         raise RecordError(str(e)) from e
+
+    if image_size is None:  # the task chose its own size: report what it declared
+        shapes = [tuple(f["shape"][:2]) for f in features.values() if f.get("dtype") in ("video", "image")]
+        image_size = shapes[0] if shapes else None
 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
     from lerobot.utils.constants import HF_LEROBOT_HOME
@@ -237,7 +248,7 @@ def record(args: argparse.Namespace) -> dict:
         "task_description": task.task_description,
         "repo_id": args.repo_id,
         "fps": task.fps,
-        "image_size": list(image_size),
+        "image_size": list(image_size) if image_size is not None else None,
         "cameras": cameras,
         "noise": args.noise,
         "first_seed": args.seed,

@@ -24,6 +24,7 @@ ENV_STATE_NAMES = {
 class _AlohaRecorder:
     aloha_task: str = ""
     fps: int = 50
+    default_image_size: tuple[int, int] = (480, 640)  # gym-aloha's / LeRobot's aloha_sim datasets
     episode_length: int = scripted.EPISODE_LENGTH
 
     def __init__(self):
