@@ -284,11 +284,7 @@ class ObservationEncoder(nn.Module):
         n_1d = 1 + bool(config.robot_state_feature) + bool(config.env_state_feature)
         self.pos_1d = nn.Embedding(n_1d, d)
         if config.image_features:
-            resnet = getattr(torchvision.models, config.vision_backbone)(
-                replace_stride_with_dilation=[False, False, config.replace_final_stride_with_dilation],
-                weights=config.pretrained_backbone_weights,
-                norm_layer=FrozenBatchNorm2d,
-            )
+            resnet = _make_resnet(config)
             self.backbone = IntermediateLayerGetter(resnet, return_layers={"layer4": "feature_map"})
             self.image_proj = nn.Conv2d(resnet.fc.in_features, d, kernel_size=1)
             self.image_pos = ACTSinusoidalPositionEmbedding2d(d // 2)
@@ -332,6 +328,21 @@ def check_inputs(batch: dict[str, Tensor], config: HybridActConfig) -> None:
             )
         if not torch.isfinite(batch[key]).all():
             raise ValueError(f"Input `{key}` contains NaN or inf; clean the data or the environment observation.")
+
+
+def _make_resnet(config: HybridActConfig) -> nn.Module:
+    try:
+        return getattr(torchvision.models, config.vision_backbone)(
+            replace_stride_with_dilation=[False, False, config.replace_final_stride_with_dilation],
+            weights=config.pretrained_backbone_weights,
+            norm_layer=FrozenBatchNorm2d,
+        )
+    except OSError as e:  # urllib's URLError is an OSError: the weights are not cached and cannot be fetched
+        raise RuntimeError(
+            f"Could not load the backbone weights {config.pretrained_backbone_weights!r} ({e}). Without network "
+            "access, put them in torchvision's cache ($TORCH_HOME/hub/checkpoints) or train the backbone from "
+            "scratch with `--policy.pretrained_backbone_weights=null`."
+        ) from e
 
 
 # --------------------------------------------------------------------------------------------- style

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# One command, fresh machine -> a trained and evaluated hybrid_act_c, on CPU, in minutes:
+#   1. builds .venv if needed (scripts/setup_env.sh);
+#   2. records scripted docking demonstrations (hybrid-act-record, demo seeds 0..);
+#   3. trains hybrid_act_c through lerobot-train (configs/hybrid_act_cpu_docking.args);
+#   4. evaluates it through lerobot-eval on held-out seeds (1000..) and prints success with a 95% CI.
+# Knobs: POLICY (hybrid_act_a|b|c), STEPS, EPISODES, EVAL_EPISODES, SEED, OUT.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup_env.sh
+BIN=${VENV:-.venv}/bin
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} MUJOCO_GL=${MUJOCO_GL:-egl}
+POLICY=${POLICY:-hybrid_act_c}
+STEPS=${STEPS:-2000}
+EPISODES=${EPISODES:-100}
+EVAL_EPISODES=${EVAL_EPISODES:-50}
+SEED=${SEED:-1}
+OUT=${OUT:-outputs/quickstart}
+DATA="$OUT/data/docking_${EPISODES}"
+RUN="$OUT/train/${POLICY}_s${SEED}_${STEPS}"
+
+if [ ! -f "$DATA/meta/info.json" ]; then
+    "$BIN/hybrid-act-record" --task docking --episodes "$EPISODES" --repo-id local/docking_quickstart \
+        --root "$DATA" --cameras none --noise 0.05 --seed 0
+fi
+if [ ! -f "$RUN/checkpoints/last/pretrained_model/model.safetensors" ]; then
+    rm -rf "$RUN"
+    # shellcheck disable=SC2046
+    "$BIN/lerobot-train" --policy.type="$POLICY" $(grep -v '^#' configs/hybrid_act_cpu_docking.args) \
+        --dataset.repo_id=local/docking_quickstart --dataset.root="$DATA" --policy.push_to_hub=false \
+        --steps="$STEPS" --save_freq="$STEPS" --log_freq=200 --seed="$SEED" --output_dir="$RUN"
+fi
+rm -rf "$RUN/eval"
+"$BIN/lerobot-eval" --policy.path="$RUN/checkpoints/last/pretrained_model" --policy.device=cpu \
+    --env.type=docking --env.episode_length=200 --eval.n_episodes="$EVAL_EPISODES" --eval.batch_size=10 \
+    --seed=1000 --output_dir="$RUN/eval"
+"$BIN/python" - "$RUN/eval/eval_info.json" "$POLICY" <<'PY'
+import json, sys
+from lerobot_hybrid_act.stats import wilson_interval
+info = json.load(open(sys.argv[1]))["overall"]
+n = info["n_episodes"]; k = round(info["pc_success"] * n / 100)
+lo, hi = wilson_interval(k, n)
+print(f"\n{sys.argv[2]} on docking: success {k}/{n} = {100*k/n:.0f}% (95% Wilson CI {100*lo:.0f}-{100*hi:.0f}%), "
+      f"eval seeds 1000-{1000+n-1}; details: {sys.argv[1]}")
+PY
