@@ -159,6 +159,16 @@ def test_record_transfer_cube_writes_a_loadable_dataset(tmp_path):
     assert info["seeds"] == [0, 1] and info["image_size"] == [32, 48] and info["cameras"] == ["top"]
     assert all(e["max_reward"] == 4 for e in info["episodes_info"])
 
+    # The recorded (float32) actions, replayed from reset(seed=1) in the eval env, solve the task again.
+    from lerobot_hybrid_act.aloha.env import AlohaFastEnv
+
+    actions = ds.hf_dataset.with_format("numpy")["action"][400:800]
+    env = AlohaFastEnv("transfer_cube", cameras=[])
+    obs, _ = env.reset(seed=1)
+    np.testing.assert_allclose(obs["agent_pos"], ds[400]["observation.state"].numpy(), atol=1e-6)
+    rewards = [env.step(np.asarray(a, dtype=np.float64))[1] for a in actions]
+    assert max(rewards) == 4
+
 
 def test_record_insertion_state_only(tmp_path):
     root = tmp_path / "ins"
