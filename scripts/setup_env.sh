@@ -33,6 +33,18 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libavutil\.so'; then
     fi
 fi
 
+# MuJoCo renders offscreen through EGL (MUJOCO_GL=egl); Mesa provides a software EGL on machines without a GPU.
+if ! ldconfig -p 2>/dev/null | grep -q 'libEGL\.so\.1'; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "[setup] installing EGL/Mesa libraries for MuJoCo offscreen rendering"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            libegl1 libegl-mesa0 libgl1-mesa-dri libgbm1 libgl1 >/dev/null \
+            || echo "[setup] warning: could not install EGL libraries; ALOHA rendering will fail"
+    else
+        echo "[setup] note: no libEGL found; install libegl1 + Mesa for ALOHA rendering (MUJOCO_GL=egl)"
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     PY=$(pick_python)
     echo "[setup] creating $VENV with $PY ($("$PY" --version))"

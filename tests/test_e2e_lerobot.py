@@ -62,6 +62,11 @@ def test_lerobot_train_then_eval(variant, docking_dataset, tmp_path):
     overall = info["overall"]
     assert overall["n_episodes"] == 1
     assert 0.0 <= overall["pc_success"] <= 100.0
+    if variant == "hybrid_act_c":  # the style-control example runs on a real checkpoint
+        example = Path(__file__).parents[1] / "examples" / "style_control.py"
+        out = run([sys.executable, str(example), "--policy-path", str(ckpt), "--dataset-root", str(docking_dataset),
+                   "--repo-id", "local/docking_tiny", "--samples", "3"])  # fmt: skip
+        assert "spread with fresh z" in out.stdout and out.stdout.count("first action") == 3
 
 
 # Replaces the Hub's network calls (HfApi, card validation) with a copy into $CAPTURE_DIR/<repo_id>/, then runs lerobot-train.
