@@ -111,16 +111,7 @@ class AlohaFastEnvConfig(EnvConfig):
         }
 
     def create_envs(self, n_envs: int, use_async_envs: bool = False):
-        import gymnasium as gym
-        from lerobot.envs.utils import freeze_after_episode_end
+        from lerobot_hybrid_act.envs import make_vec_env
 
-        if n_envs < 1:
-            raise ValueError("`n_envs` must be at least 1")
-        make_one = freeze_after_episode_end(partial(_make_aloha_fast_env, self.episode_length, **self.gym_kwargs))
-        if use_async_envs and n_envs > 1:
-            vec = gym.vector.AsyncVectorEnv(
-                [make_one] * n_envs, context="forkserver", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
-            )
-        else:
-            vec = gym.vector.SyncVectorEnv([make_one] * n_envs, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-        return {self.type: {0: vec}}
+        make_one = partial(_make_aloha_fast_env, self.episode_length, **self.gym_kwargs)
+        return {self.type: {0: make_vec_env(make_one, n_envs, use_async_envs)}}

@@ -80,21 +80,11 @@ class DockingEnvConfig(EnvConfig):
         }
 
     def create_envs(self, n_envs: int, use_async_envs: bool = False):
-        import gymnasium as gym
+        from functools import partial
 
         from lerobot_hybrid_act.docking.env import DockingEnv
+        from lerobot_hybrid_act.envs import make_vec_env
 
-        if n_envs < 1:
-            raise ValueError("`n_envs` must be at least 1")
         kwargs = self.gym_kwargs
         DockingEnv(**kwargs)  # validate the arguments eagerly, in this process
-
-        def _make_one():
-            return DockingEnv(**kwargs)
-
-        env_cls = gym.vector.AsyncVectorEnv if (use_async_envs and n_envs > 1) else gym.vector.SyncVectorEnv
-        extra = {"context": "forkserver"} if env_cls is gym.vector.AsyncVectorEnv else {}
-        vec = env_cls(
-            [_make_one for _ in range(n_envs)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **extra
-        )
-        return {self.type: {0: vec}}
+        return {self.type: {0: make_vec_env(partial(DockingEnv, **kwargs), n_envs, use_async_envs)}}
