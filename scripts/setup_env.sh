@@ -52,7 +52,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if ! "$VENV/bin/python" -c 'import lerobot_policy_hybrid_act, pytest, matplotlib' >/dev/null 2>&1; then
     echo "[setup] installing lerobot_policy_hybrid_act[test] (pulls lerobot[training,aloha,diffusion]==0.6.x, torch)"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+    # (grep drops pip's warnings about this machine's unused local index paths; pipefail keeps pip's status)
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+    "$VENV/bin/python" -m pip install --quiet -e ".[test]" 2>&1 | { grep -v "^WARNING: Location" || true; }
 fi
 echo "[setup] ready: $("$VENV/bin/python" -c 'import lerobot, torch; print(f"lerobot {lerobot.__version__}, torch {torch.__version__}")')"
