@@ -158,6 +158,40 @@ class HybridActPolicy(PreTrainedPolicy):
             )
         return loss, info
 
+    @classmethod
+    def _load_as_safetensor(cls, model, model_file: str, map_location: str, strict: bool):
+        """Check the weights file before LeRobot loads it, so that a truncated/corrupt file or a checkpoint
+        trained with other feature shapes (e.g. another action dim) fails naming the file and the problem
+        (safetensors says only "incomplete metadata"; torch lists every mismatched tensor)."""
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(model_file, framework="pt") as f:
+                saved = {key: tuple(f.get_slice(key).get_shape()) for key in f.keys()}  # noqa: SIM118
+        except (SafetensorError, OSError) as e:
+            raise ValueError(
+                f"Checkpoint weights file {model_file} is truncated or corrupt ({e}). Copy/download it again, or "
+                "use an earlier checkpoint (checkpoints/<step>/pretrained_model)."
+            ) from e
+        expected = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+        mismatched = {k: (saved[k], expected[k]) for k in sorted(saved.keys() & expected.keys()) if saved[k] != expected[k]}
+        if mismatched:
+            action_key = "model.denoiser.action_out.weight"
+            hint = ""
+            if action_key in mismatched:
+                hint = (
+                    f" The checkpoint predicts actions of dim {mismatched[action_key][0][0]} but this config/dataset "
+                    f"has action dim {mismatched[action_key][1][0]}."
+                )
+            details = "; ".join(f"{k}: checkpoint {s} vs policy {e}" for k, (s, e) in list(mismatched.items())[:4])
+            raise ValueError(
+                f"Checkpoint {model_file} was trained with other feature shapes than this config (input/output "
+                f"features or architecture fields).{hint} Mismatched tensors: {details}"
+                f"{' ...' if len(mismatched) > 4 else ''}. Train a new policy on this dataset, or use a dataset "
+                "with the checkpoint's features."
+            )
+        return super()._load_as_safetensor(model, model_file, map_location, strict)
+
     def generate_model_card(self, *args, **kwargs):
         card = super().generate_model_card(*args, **kwargs)
         variant = {
