@@ -52,6 +52,12 @@ def test_b_c_need_positive_latent_dim(variant, latent_dim):
         make_config(variant, latent_dim=latent_dim)
 
 
+@pytest.mark.parametrize(("field", "value"), [("noise_scheduler_type", "DPM"), ("kl_anneal", "cosine"), ("z_mode", "argmax")])
+def test_unknown_choice(field, value):
+    with pytest.raises(ValueError, match=rf"`{field}` must be one of \(.*\), got '{value}'"):
+        make_config("hybrid_act_c", **{field: value})
+
+
 # ------------------------------------------------------------------------------------------ bad data
 
 
@@ -99,6 +105,14 @@ def test_nan_or_inf_in_training_batch_is_refused_and_weights_stay_finite(where, 
     after = policy.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # nothing moved, kl_step included
     assert all(torch.isfinite(v).all() for v in after.values() if v.is_floating_point())
+
+
+def test_missing_input_key_at_inference():
+    policy = make_policy("hybrid_act_b")
+    obs = observation(make_batch(2))
+    del obs["observation.environment_state"]
+    with pytest.raises(KeyError, match=r"Input `observation.environment_state` is missing"):
+        policy.predict_action_chunk(obs)
 
 
 def test_nan_in_observation_at_inference(variant):
