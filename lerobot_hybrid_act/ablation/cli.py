@@ -1,0 +1,57 @@
+"""``hybrid-act-ablation``: run an ablation profile and write its report.
+
+    hybrid-act-ablation --profile quick --out results/quick          # <= 30 min on 2 CPU cores
+    nohup hybrid-act-ablation --profile full --out results/full > full.log 2>&1 &   # hours; resumable
+    hybrid-act-ablation --profile full --out results/full --report-only  # re-aggregate what exists
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from .profiles import PROFILES, get_profile
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="hybrid-act-ablation", description=__doc__.split("\n")[0])
+    p.add_argument("--profile", required=True, choices=sorted(PROFILES))
+    p.add_argument("--out", default=None, help="results directory (default results/<profile>)")
+    p.add_argument("--work", default=None, help="datasets/checkpoints (default outputs/ablation/<profile>)")
+    p.add_argument("--only", nargs="*", default=None, help="run only runs whose name contains one of these")
+    p.add_argument("--report-only", action="store_true", help="only aggregate existing run files")
+    p.add_argument("--force", action="store_true", help="run a profile marked not runnable here (gpu)")
+    a = p.parse_args(argv)
+    prof = get_profile(a.profile)
+    out = Path(a.out or f"results/{prof.name}")
+    work = Path(a.work or f"outputs/ablation/{prof.name}")
+    command = "hybrid-act-ablation " + " ".join(shlex.quote(x) for x in argv)
+    t0 = time.perf_counter()
+    if not a.report_only:
+        if not prof.runnable and not a.force:
+            print(f"profile {prof.name!r} is configured for a GPU machine ({prof.description}); "
+                  "pass --force to run it anyway", file=sys.stderr)
+            return 2
+        from .runner import run_profile
+
+        try:
+            run_profile(prof, out, work, only=a.only, log=lambda m: print(m, flush=True))
+        except Exception as e:  # keep what finished; report it, then fail
+            print(f"hybrid-act-ablation: a run failed: {e}", file=sys.stderr)
+            from .report import write_report
+
+            write_report(out, prof, command=command)
+            return 1
+    from .report import write_report
+
+    paths = write_report(out, prof, command=command)
+    print(f"report: {', '.join(str(x) for x in paths)} ({time.perf_counter() - t0:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

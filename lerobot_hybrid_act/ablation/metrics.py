@@ -1,0 +1,559 @@
+"""Metric definitions of the ablation and their in-process evaluation on a trained checkpoint.
+
+Pure functions (unit-tested on hand-made arrays):
+
+- ``chunk_mse(pred, gt, mask)``: mean squared error between a predicted chunk and the ground-truth chunk,
+  averaged over valid (non-padded) time steps and action dimensions. The ablation evaluates it in the
+  *standardised* action space of the training dataset ((a - mean) / std per action dimension, the same
+  for every policy, whatever normalisation the policy itself uses), on the first ``fidelity_steps``
+  steps of the chunk (the part every policy executes).
+- ``best_of_k_mse(samples, gt, mask)``: min over K sampled chunks of ``chunk_mse`` (how close the *closest*
+  sample gets: high-fidelity multimodal policies score low even when the mean is far off).
+- ``mean_of_k_mse(samples, gt, mask)``: ``chunk_mse`` of the average of K chunks (the mode-averaged chunk).
+- ``pairwise_diversity(samples)``: mean over pairs i < j of the RMS distance between chunks i and j
+  (sqrt of the mean squared difference over steps and dims); 0 for a deterministic policy.
+- ``action_smoothness(actions, chunk_len)``: for one executed trajectory (T, A):
+  ``mean_step`` = mean_t ||a_{t+1} - a_t||_2; ``jerk_rms`` = sqrt(mean_t ||Δ³a_t||²) (third finite
+  difference per control step); ``boundary_jump`` = mean ||a_t - a_{t-1}|| at the steps t = k·chunk_len
+  where the action queue was refilled by a new chunk; ``interior_step`` = the same over all other steps;
+  ``boundary_ratio`` = boundary_jump / interior_step (1 = chunk boundaries are invisible).
+- ``nearest_centroid_loo_accuracy(Z, y)``: leave-one-out nearest-class-centroid accuracy of labels y
+  from vectors Z (how well z predicts the route).
+- ``kl_stats(kl_per_dim)``: mean total KL (nats, summed over latent dims) and number of *active*
+  dims (batch-mean KL > 0.01 nats).
+- ``same_route_fraction(groups)``: fraction of groups (rollouts with one held z) whose known routes all agree.
+
+``evaluate_checkpoint`` loads a checkpoint as LeRobot does (``get_policy_class(type).from_pretrained`` +
+``make_pre_post_processors(config, pretrained_path=...)``) and computes everything above plus inference
+cost; docking-specific outcome/route metrics reuse ``lerobot_hybrid_act.docking.metrics``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+ACTIVE_KL = 0.01
+
+
+# ------------------------------------------------------------------------------------------ pure metrics
+def _mask(gt: np.ndarray, mask) -> np.ndarray:
+    if mask is None:
+        return np.ones(gt.shape[0], dtype=bool)
+    m = np.asarray(mask, dtype=bool).reshape(-1)
+    if m.shape[0] != gt.shape[0]:
+        raise ValueError(f"mask has {m.shape[0]} steps, chunk has {gt.shape[0]}")
+    return m
+
+
+def chunk_mse(pred, gt, mask=None) -> float:
+    """MSE over valid steps (``mask`` True = valid) and action dims of one (T, A) chunk."""
+    p, g = np.asarray(pred, dtype=np.float64), np.asarray(gt, dtype=np.float64)
+    if p.shape != g.shape:
+        raise ValueError(f"pred {p.shape} and gt {g.shape} differ")
+    m = _mask(g, mask)
+    if not m.any():
+        return float("nan")
+    return float(((p[m] - g[m]) ** 2).mean())
+
+
+def best_of_k_mse(samples, gt, mask=None) -> float:
+    """min_k chunk_mse(samples[k], gt) for samples (K, T, A)."""
+    return float(min(chunk_mse(s, gt, mask) for s in np.asarray(samples)))
+
+
+def mean_of_k_mse(samples, gt, mask=None) -> float:
+    """chunk_mse(mean_k samples[k], gt)."""
+    return chunk_mse(np.asarray(samples, dtype=np.float64).mean(0), gt, mask)
+
+
+def pairwise_diversity(samples) -> float:
+    """Mean RMS distance between every pair of K chunks (K, T, A); 0 if K < 2."""
+    s = np.asarray(samples, dtype=np.float64)
+    if len(s) < 2:
+        return 0.0
+    d = [math.sqrt(((s[i] - s[j]) ** 2).mean()) for i, j in itertools.combinations(range(len(s)), 2)]
+    return float(np.mean(d))
+
+
+def action_smoothness(actions, chunk_len: int | None = None) -> dict:
+    """Smoothness of one executed action trajectory (T, A); see the module docstring."""
+    a = np.asarray(actions, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    out = {"mean_step": float("nan"), "jerk_rms": float("nan"), "boundary_jump": float("nan"),
+           "interior_step": float("nan"), "boundary_ratio": float("nan"), "T": int(len(a))}
+    if len(a) < 2:
+        return out
+    steps = np.linalg.norm(np.diff(a, axis=0), axis=1)  # steps[t-1] = ||a_t - a_{t-1}||
+    out["mean_step"] = float(steps.mean())
+    if len(a) >= 4:
+        j = np.diff(a, n=3, axis=0)
+        out["jerk_rms"] = float(math.sqrt((j**2).sum(1).mean()))
+    if chunk_len:
+        t = np.arange(1, len(a))
+        b = t % chunk_len == 0
+        if b.any():
+            out["boundary_jump"] = float(steps[b].mean())
+        if (~b).any():
+            out["interior_step"] = float(steps[~b].mean())
+        if b.any() and (~b).any() and out["interior_step"] > 0:
+            out["boundary_ratio"] = out["boundary_jump"] / out["interior_step"]
+    return out
+
+
+def nearest_centroid_loo_accuracy(Z, y) -> float:
+    """Leave-one-out nearest-centroid accuracy (labels < 0 are ignored); nan if < 2 classes."""
+    Z = np.asarray(Z, dtype=np.float64)
+    y = np.asarray(y).reshape(-1)
+    keep = y >= 0
+    Z, y = Z[keep], y[keep]
+    classes = np.unique(y)
+    if len(classes) < 2 or len(y) < 3:
+        return float("nan")
+    correct = 0
+    for i in range(len(y)):
+        others = np.arange(len(y)) != i
+        best, best_d = None, np.inf
+        for c in classes:
+            sel = others & (y == c)
+            if not sel.any():
+                continue
+            d = np.linalg.norm(Z[i] - Z[sel].mean(0))
+            if d < best_d:
+                best, best_d = c, d
+        correct += int(best == y[i])
+    return correct / len(y)
+
+
+def kl_stats(kl_per_dim) -> dict:
+    """kl_per_dim (N, d) nats -> {kl: mean over N of the sum over dims, active_dims, per_dim}."""
+    k = np.asarray(kl_per_dim, dtype=np.float64)
+    per_dim = k.mean(0)
+    return {"kl": float(k.sum(1).mean()), "active_dims": int((per_dim > ACTIVE_KL).sum()),
+            "latent_dim": int(k.shape[1]), "per_dim": [float(v) for v in per_dim]}
+
+
+def same_route_fraction(groups) -> float:
+    """Fraction of groups (lists of route labels) whose known labels (>= 0) are all equal; nan if none usable."""
+    usable = [[r for r in g if r >= 0] for g in groups]
+    usable = [g for g in usable if len(g) >= 2]
+    if not usable:
+        return float("nan")
+    return float(np.mean([len(set(g)) == 1 for g in usable]))
+
+
+def summarize(values) -> dict:
+    """mean with a 95% bootstrap CI over the items (nan-free), and n."""
+    from lerobot_hybrid_act.stats import bootstrap_mean_ci
+
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return {"mean": None, "ci": None, "n": 0}
+    m, lo, hi = bootstrap_mean_ci(v)
+    return {"mean": m, "ci": [lo, hi], "n": int(v.size)}
+
+
+# ------------------------------------------------------------------------------------ checkpoint loading
+def load_checkpoint(path, temporal_ensemble_coeff: float | None = None, **overrides):
+    """(policy, preprocessor, postprocessor) exactly as lerobot-eval builds them."""
+    import lerobot_hybrid_act  # noqa: F401  (registers our policy types)
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+
+    cfg = PreTrainedConfig.from_pretrained(path)
+    cfg.device = "cpu"
+    if temporal_ensemble_coeff is not None:
+        cfg.temporal_ensemble_coeff = temporal_ensemble_coeff
+        cfg.n_action_steps = 1
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    policy = get_policy_class(cfg.type).from_pretrained(path, config=cfg)
+    policy.eval()
+    pre, post = make_pre_post_processors(policy.config, pretrained_path=str(path))
+    return policy, pre, post
+
+
+def _obs_batch(state, env_state):
+    import torch
+
+    return {"observation.state": torch.as_tensor(np.asarray(state), dtype=torch.float32).reshape(1, -1),
+            "observation.environment_state": torch.as_tensor(np.asarray(env_state), dtype=torch.float32).reshape(1, -1)}
+
+
+class HeldOut:
+    """Held-out demos (a recorded LeRobotDataset) as arrays: per frame state, env_state, action, episode, route."""
+
+    def __init__(self, root: Path):
+        import pandas as pd
+
+        files = sorted(Path(root, "data").rglob("*.parquet"))
+        df = pd.concat([pd.read_parquet(f) for f in files]).sort_values("index")
+        self.state = np.stack(df["observation.state"].to_numpy()).astype(np.float32)
+        self.env_state = np.stack(df["observation.environment_state"].to_numpy()).astype(np.float32)
+        self.action = np.stack(df["action"].to_numpy()).astype(np.float32)
+        self.episode = df["episode_index"].to_numpy()
+        self.frame = df["frame_index"].to_numpy()
+        self.route = (np.stack(df["episode.route"].to_numpy()).reshape(-1).astype(int)
+                      if "episode.route" in df else np.full(len(df), -1))
+
+    def chunk(self, i: int, T: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ground-truth actions i..i+T-1 of frame i's episode, padded (mask False) past the episode end."""
+        ep = self.episode[i]
+        idx = np.arange(i, i + T)
+        valid = (idx < len(self.episode)) & (self.episode[np.minimum(idx, len(self.episode) - 1)] == ep)
+        idx = np.where(valid, idx, i)
+        return self.action[np.minimum(idx, len(self.action) - 1)], valid
+
+    def prev(self, i: int) -> int:
+        return i - 1 if i > 0 and self.episode[i - 1] == self.episode[i] else i
+
+    def episode_starts(self) -> np.ndarray:
+        return np.flatnonzero(self.frame == 0)
+
+
+def _load_stats(dataset_root: Path) -> tuple[np.ndarray, np.ndarray]:
+    stats = json.loads(Path(dataset_root, "meta", "stats.json").read_text())
+    mean = np.asarray(stats["action"]["mean"], dtype=np.float64)
+    std = np.maximum(np.asarray(stats["action"]["std"], dtype=np.float64), 1e-6)
+    return mean, std
+
+
+class ChunkSampler:
+    """Chunks (unnormalised, (B, T, A)) for one observation from any of the ablation's policy types."""
+
+    def __init__(self, policy, pre, post):
+        self.policy, self.pre, self.post = policy, pre, post
+        self.type = policy.config.type
+
+    def _norm(self, state, env_state) -> dict:
+        b = self.pre(_obs_batch(state, env_state))
+        return {k: v for k, v in b.items() if k.startswith("observation.")}
+
+    def encode(self, hold: HeldOut, i: int) -> dict:
+        b = self._norm(hold.state[i], hold.env_state[i])
+        if self.type == "diffusion":
+            import torch
+
+            p = hold.prev(i)
+            bp = self._norm(hold.state[p], hold.env_state[p])
+            b = {k: torch.stack([bp[k], b[k]], dim=1) for k in b}
+        return b
+
+    def sample(self, batch: dict, k: int, seed: int):
+        """k chunks (k, T, A) in the unnormalised action space."""
+        import torch
+
+        out = []
+        for j in range(k):
+            torch.manual_seed(seed * 1000 + j)
+            self.policy.reset()
+            if self.type.startswith("hybrid_act"):
+                c = self.policy.predict_action_chunk(batch, generator=torch.Generator().manual_seed(seed * 1000 + j))
+            else:
+                c = self.policy.predict_action_chunk(batch)
+            out.append(c[0])
+        c = torch.stack(out)  # (k, T, A) normalised
+        kk, T, A = c.shape
+        flat = self.post(c.reshape(kk * T, A))
+        return flat.reshape(kk, T, A).detach().cpu().numpy().astype(np.float64)
+
+
+def chunk_metrics(sampler: ChunkSampler, hold: HeldOut, stats, n_obs: int, k: int, steps: int) -> dict:
+    """Chunk fidelity and diversity on ``n_obs`` held-out frames spread evenly over the held-out demos."""
+    mean, std = stats
+    idx = np.linspace(0, len(hold.state) - 1, num=min(n_obs, len(hold.state))).astype(int)
+    stochastic = sampler.type != "act"
+    mse, best, meank, div = [], [], [], []
+    for n, i in enumerate(idx):
+        gt, valid = hold.chunk(int(i), steps)
+        samples = sampler.sample(sampler.encode(hold, int(i)), k if stochastic else 1, seed=n)
+        T = min(steps, samples.shape[1])
+        s = (samples[:, :T] - mean) / std
+        g = (gt[:T] - mean) / std
+        mse.append(chunk_mse(s[0], g, valid[:T]))
+        if stochastic:
+            best.append(best_of_k_mse(s, g, valid[:T]))
+            meank.append(mean_of_k_mse(s, g, valid[:T]))
+            div.append(pairwise_diversity(s))
+    return {
+        "chunk_mse": summarize(mse),
+        "best_of_k_mse": summarize(best) if stochastic else None,
+        "mean_of_k_mse": summarize(meank) if stochastic else None,
+        "diversity": summarize(div) if stochastic else {"mean": 0.0, "ci": [0.0, 0.0], "n": len(idx)},
+        "k": k if stochastic else 1,
+        "steps": steps,
+    }
+
+
+def inference_ms(sampler: ChunkSampler, hold: HeldOut, n: int = 20) -> dict:
+    """Wall-clock ms of one chunk (batch 1, preprocessing excluded) over n calls after 2 warm-up calls."""
+    b = sampler.encode(hold, 0)
+    for _ in range(2):
+        sampler.sample(b, 1, seed=0)
+    t = []
+    for j in range(n):
+        t0 = time.perf_counter()
+        sampler.sample(b, 1, seed=j)
+        t.append(1000 * (time.perf_counter() - t0))
+    return {"ms_per_chunk": float(np.median(t)), "n": n}
+
+
+# ---------------------------------------------------------------------------------------- latent probes
+def latent_probe(policy, pre, hold: HeldOut, steps_chunk: int, offsets=(0, 10, 20)) -> dict:
+    """KL / active dims on held-out chunks, and how well the latent predicts the docking route.
+
+    act: its CVAE posterior q(z|a, state) vs N(0, I); hybrid_act_c: q(z|a, obs) vs the learned prior
+    p(z|obs); hybrid_act_b: z = f(obs). Route prediction uses the held-out episodes' frame at each offset
+    (steps after the start): posterior means (act, C), prior means (C) or f(obs) (B).
+    """
+    import torch
+
+    t = policy.config.type
+    if t not in ("act", "hybrid_act_b", "hybrid_act_c"):
+        return {}
+
+    def batch_for(idx):
+        b = {"observation.state": [], "observation.environment_state": [], "action": [], "action_is_pad": []}
+        for i in idx:
+            a, valid = hold.chunk(int(i), steps_chunk)
+            b["observation.state"].append(hold.state[i])
+            b["observation.environment_state"].append(hold.env_state[i])
+            b["action"].append(a)
+            b["action_is_pad"].append(~valid)
+        b = {k: torch.as_tensor(np.stack(v)) for k, v in b.items()}
+        b = {k: (v.float() if v.dtype != torch.bool else v) for k, v in b.items()}
+        return b
+
+    def latents(idx):
+        raw = batch_for(idx)
+        nb = pre({k: v for k, v in raw.items()})
+        nb["action_is_pad"] = raw["action_is_pad"]
+        with torch.no_grad():
+            if t == "act":
+                model = policy.model
+                model.training = True  # only the top module: enables the VAE branch, keeps dropout off
+                try:
+                    _, (mu, logvar) = model(nb)
+                finally:
+                    model.training = False
+                kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+                return {"posterior_mean": mu, "kl": kl}
+            summary = policy.model.encode_observation(nb).summary
+            style = policy.model.style
+            if t == "hybrid_act_b":
+                return {"f_obs": style.infer(summary, "mean", 1.0, None)}
+            mu_q, logvar_q = style.posterior(summary, nb["action"], nb["action_is_pad"])
+            mu_p, logvar_p = style.prior(summary).chunk(2, dim=-1)
+            kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0)
+            return {"posterior_mean": mu_q, "prior_mean": mu_p, "kl": kl}
+
+    out: dict = {"type": t}
+    n_frames = min(len(hold.state), 256)
+    idx_all = np.linspace(0, len(hold.state) - 1, num=n_frames).astype(int)
+    lat = latents(idx_all)
+    if "kl" in lat:
+        out["kl"] = kl_stats(lat["kl"].cpu().numpy())
+    starts = hold.episode_starts()
+    route_acc, scatter = {}, {}
+    for off in offsets:
+        idx = []
+        for s in starts:
+            i = s + off
+            if i < len(hold.episode) and hold.episode[i] == hold.episode[s]:
+                idx.append(i)
+        if len(idx) < 3:
+            continue
+        lat = latents(np.asarray(idx))
+        y = hold.route[np.asarray(idx)]
+        for key, z in lat.items():
+            if key == "kl":
+                continue
+            z = z.cpu().numpy()
+            route_acc.setdefault(key, {})[str(off)] = nearest_centroid_loo_accuracy(z, y)
+            if off == offsets[0]:
+                scatter[key] = {"z": np.round(z, 4).tolist(), "route": y.tolist()}
+    out["route_accuracy"] = route_acc
+    out["z_scatter"] = scatter
+    return out
+
+
+# ------------------------------------------------------------------------------------- docking rollouts
+def _policy_act_fn(policy, pre, post):
+    import torch
+
+    def act(obs):
+        with torch.no_grad():
+            a = policy.select_action(pre(_obs_batch(obs["agent_pos"], obs["environment_state"])))
+            return post(a)[0].cpu().numpy()
+
+    return act
+
+
+def docking_rollouts(policy, pre, post, seeds, chunk_len: int | None, torch_seed: int = 0) -> dict:
+    """Roll out on docking from each seed: outcome summary, per-episode smoothness and trajectories."""
+    import torch
+
+    from lerobot_hybrid_act.docking.env import DockingEnv
+    from lerobot_hybrid_act.docking.metrics import collect_rollout, summarize_rollouts
+
+    env = DockingEnv(episode_length=200, render_mode=None)
+    act = _policy_act_fn(policy, pre, post)
+    rolls = []
+    for j, s in enumerate(seeds):
+        policy.reset()
+        torch.manual_seed(torch_seed + j)
+        rolls.append(collect_rollout(env, act, seed=int(s)))
+    env.close()
+    summ = summarize_rollouts(rolls)
+    smooth = [action_smoothness(r["actions"], chunk_len) for r in rolls]
+    return {"summary": summ, "smooth": smooth, "rollouts": rolls}
+
+
+def aloha_rollouts(policy, pre, post, task: str, seeds, chunk_len: int | None, torch_seed: int = 0) -> dict:
+    """Roll out on aloha_fast (state-only) from each seed: success, max reward, per-episode smoothness."""
+    import torch
+
+    from lerobot_hybrid_act.aloha.env import AlohaFastEnv
+
+    env = AlohaFastEnv(task=task, cameras=(), render_video=False)
+    act = _policy_act_fn(policy, pre, post)
+    succ, maxr, smooth = [], [], []
+    for j, s in enumerate(seeds):
+        policy.reset()
+        torch.manual_seed(torch_seed + j)
+        obs, _ = env.reset(seed=int(s))
+        acts, rewards, done = [], [], False
+        while not done and len(acts) < 400:
+            a = act(obs)
+            acts.append(a)
+            obs, r, done, _, info = env.step(a)
+            rewards.append(r)
+        succ.append(bool(info["is_success"]))
+        maxr.append(float(max(rewards)))
+        smooth.append(action_smoothness(np.asarray(acts), chunk_len))
+    env.close()
+    return {"summary": {"success_rate": float(np.mean(succ)), "max_reward_mean": float(np.mean(maxr)),
+                        "n": len(seeds)}, "smooth": smooth}
+
+
+def _smooth_summary(smooth: list[dict]) -> dict:
+    keys = ("mean_step", "jerk_rms", "boundary_jump", "interior_step", "boundary_ratio")
+    return {k: summarize([s[k] for s in smooth]) for k in keys}
+
+
+def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> dict:
+    """Docking: route coverage/entropy over R rollouts from each start; controllability for B/C."""
+    import torch
+
+    from lerobot_hybrid_act.docking.env import DockingEnv
+    from lerobot_hybrid_act.docking.metrics import collect_rollout, mode_stats, route_label
+
+    env = DockingEnv(episode_length=200, render_mode=None)
+    act = _policy_act_fn(policy, pre, post)
+    per_start, trajs = [], []
+    control_groups, free_groups = [], []
+    t = policy.config.type
+    for s in start_seeds:
+        labels = []
+        for r in range(R):
+            policy.reset()
+            torch.manual_seed(10_000 + r)
+            ro = collect_rollout(env, act, seed=int(s))
+            lab = route_label(ro["xy"], ro["layout"])
+            labels.append(lab)
+            trajs.append({"start": int(s), "route": int(lab), "success": ro["success"],
+                          "xy": np.round(ro["xy"], 3).tolist()})
+        st = mode_stats(labels)
+        per_start.append({"start_seed": int(s), **st, "labels": labels})
+        free_groups.extend([labels[i : i + 2] for i in range(0, len(labels) - 1, 2)])
+        if t in ("hybrid_act_b", "hybrid_act_c"):
+            obs, _ = env.reset(seed=int(s))
+            b = pre(_obs_batch(obs["agent_pos"], obs["environment_state"]))
+            with torch.no_grad():
+                summary = policy.model.encode_observation(b).summary
+            for m in range(control_z):
+                g = torch.Generator().manual_seed(20_000 + m)
+                with torch.no_grad():
+                    z = policy.model.style.infer(summary, "sample", 1.0, g)
+                group = []
+                for rep in range(2):
+                    policy.reset()
+                    policy.set_style(z)
+                    torch.manual_seed(30_000 + 10 * m + rep)
+                    ro = collect_rollout(env, act, seed=int(s))
+                    group.append(route_label(ro["xy"], ro["layout"]))
+                policy.set_style(None)
+                control_groups.append(group)
+    env.close()
+    out = {
+        "coverage": summarize([p["coverage"] for p in per_start]),
+        "entropy": summarize([p["entropy"] for p in per_start]),
+        "per_start": per_start,
+        "R": R,
+        "trajectories": trajs,
+        # baseline for controllability: two independent rollouts (fresh z) from the same start
+        "same_route_free": same_route_fraction(free_groups),
+    }
+    if control_groups:
+        out["same_route_held_z"] = same_route_fraction(control_groups)
+        out["held_z_groups"] = control_groups
+    return out
+
+
+def evaluate_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset_root: Path,
+                        log=print) -> dict:
+    """All in-process metrics of one checkpoint (see the module docstring)."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))  # see runner._env
+    res: dict = {}
+    policy, pre, post = load_checkpoint(ckpt)
+    cfg = policy.config
+    t = cfg.type
+    hold = HeldOut(heldout_root)
+    stats = _load_stats(dataset_root)
+    steps = task.sizes.n_action_steps if task.is_docking else min(50, task.sizes.n_action_steps)
+    sampler = ChunkSampler(policy, pre, post)
+    t0 = time.perf_counter()
+    res["fidelity"] = chunk_metrics(sampler, hold, stats, profile.fidelity_obs, profile.k_samples, steps)
+    res["inference"] = inference_ms(sampler, hold)
+    log(f"  fidelity/inference {time.perf_counter() - t0:.0f}s")
+    t0 = time.perf_counter()
+    res["latent"] = latent_probe(policy, pre, hold, cfg.chunk_size if t != "diffusion" else cfg.horizon)
+    log(f"  latent {time.perf_counter() - t0:.0f}s")
+    chunk_len = cfg.n_action_steps
+    seeds = [task.rollout_seed + i for i in range(profile.smooth_episodes)]
+    t0 = time.perf_counter()
+    if task.is_docking:
+        ro = docking_rollouts(policy, pre, post, seeds, chunk_len)
+        res["rollouts"] = {"summary": {k: v for k, v in ro["summary"].items() if k != "route_labels"},
+                           "smoothness": _smooth_summary(ro["smooth"]), "seeds": seeds}
+        res["routes"] = route_diversity(
+            policy, pre, post, [task.route_seed + i for i in range(profile.route_starts)],
+            profile.route_rollouts, profile.control_z,
+        )
+    else:
+        ro = aloha_rollouts(policy, pre, post, task.name.removeprefix("aloha_"), seeds, chunk_len)
+        res["rollouts"] = {"summary": ro["summary"], "smoothness": _smooth_summary(ro["smooth"]), "seeds": seeds}
+    log(f"  rollouts {time.perf_counter() - t0:.0f}s")
+    if t != "diffusion" and profile.ensemble_eval:
+        t0 = time.perf_counter()
+        pe, pre_e, post_e = load_checkpoint(ckpt, temporal_ensemble_coeff=profile.ensemble_coeff)
+        if task.is_docking:
+            ro = docking_rollouts(pe, pre_e, post_e, seeds, chunk_len)  # same indices as without
+            res["rollouts_ensemble"] = {
+                "summary": {k: v for k, v in ro["summary"].items() if k != "route_labels"},
+                "smoothness": _smooth_summary(ro["smooth"]), "seeds": seeds}
+        else:
+            ro = aloha_rollouts(pe, pre_e, post_e, task.name.removeprefix("aloha_"), seeds, chunk_len)
+            res["rollouts_ensemble"] = {"summary": ro["summary"], "smoothness": _smooth_summary(ro["smooth"]),
+                                        "seeds": seeds}
+        log(f"  ensemble rollouts {time.perf_counter() - t0:.0f}s")
+    return res

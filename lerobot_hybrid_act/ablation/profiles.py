@@ -1,0 +1,223 @@
+"""Declarative ablation profiles.
+
+A profile fixes everything a run depends on: the tasks (dataset recording, env flags for ``lerobot-eval``,
+the sizes shared by every policy), the policies, the demo counts, the training seeds, the number of gradient
+steps and the evaluation budget. Changing a profile changes the run names' inputs, so never edit a profile
+while its output directory holds runs you want to keep: add a new profile instead.
+
+Seed discipline (never tune on evaluation seeds):
+
+- training demos: seeds ``demo_seed, demo_seed + 1, ...`` (< 500; failed scripted attempts are skipped);
+- held-out demos for chunk fidelity / latent probes: seeds ``heldout_seed ...`` (500-599);
+- docking route-coverage starts: seeds ``route_seed ...`` (900-999);
+- evaluation: ``lerobot-eval --seed=1000`` (episodes 1000, 1001, ...), and the in-process rollouts for
+  smoothness/collisions use seeds 2000+ so that they are also disjoint from everything above.
+Nothing in this package chooses a hyper-parameter from an evaluation result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+POLICIES = ("act", "diffusion", "hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+HYBRID = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Sizes shared by every policy (where the architecture has the field)."""
+
+    dim_model: int
+    n_heads: int
+    dim_feedforward: int
+    n_encoder_layers: int
+    n_vae_encoder_layers: int
+    chunk_size: int
+    n_action_steps: int
+    latent_dim: int
+    batch_size: int
+    lr: float
+    # ours only (the denoiser); LeRobot act keeps its own decoder depth (1)
+    n_decoder_layers: int = 2
+    denoiser_dim_model: int = 128
+    denoiser_dim_feedforward: int = 512
+    kl_anneal_steps: int = 500
+    # LeRobot diffusion: U-Net widths (shrunk for CPU), horizon = chunk_size (must be a multiple of
+    # 2 ** len(diffusion_down_dims)), n_obs_steps = 2 (its default), DDIM with 10 steps like ours.
+    diffusion_down_dims: tuple[int, ...] = (64, 128)
+    diffusion_n_obs_steps: int = 2
+    num_inference_steps: int = 10
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str  # docking | aloha_transfer_cube | aloha_insertion
+    record_task: str  # hybrid-act-record --task
+    env_args: tuple[str, ...]  # lerobot-eval --env.* flags
+    sizes: Sizes
+    episode_length: int
+    noise: float
+    cameras: tuple[str, ...] = ()
+    image_size: str | None = None
+    demo_seed: int = 0
+    heldout_seed: int = 500
+    route_seed: int = 900
+    rollout_seed: int = 2000
+    eval_seed: int = 1000
+    eval_batch_size: int = 10
+
+    @property
+    def is_docking(self) -> bool:
+        return self.name == "docking"
+
+
+DOCKING_SIZES = Sizes(
+    dim_model=128, n_heads=4, dim_feedforward=512, n_encoder_layers=2, n_vae_encoder_layers=2,
+    chunk_size=20, n_action_steps=10, latent_dim=8, batch_size=32, lr=1e-4,
+)
+# The CPU budget measured in /work/shared/notes/aloha-on-cpu.md (LeRobot act reaches ~85-90% at ~10k steps).
+ALOHA_SIZES = Sizes(
+    dim_model=256, n_heads=8, dim_feedforward=1024, n_encoder_layers=2, n_vae_encoder_layers=2,
+    chunk_size=100, n_action_steps=100, latent_dim=32, batch_size=8, lr=1e-4,
+    denoiser_dim_model=128, denoiser_dim_feedforward=512, kl_anneal_steps=2000,
+)
+
+DOCKING = TaskSpec(
+    name="docking", record_task="docking", sizes=DOCKING_SIZES, episode_length=200, noise=0.05,
+    env_args=("--env.type=docking", "--env.episode_length=200", "--env.render_size=64"),
+)
+
+
+def _aloha(task: str) -> TaskSpec:
+    return TaskSpec(
+        name=f"aloha_{task}", record_task=f"aloha_{task}", sizes=ALOHA_SIZES, episode_length=400, noise=0.0,
+        env_args=(
+            "--env.type=aloha_fast", f"--env.task={task}", "--env.cameras=[]", "--env.episode_length=400",
+            "--env.render_video=false",
+        ),
+    )
+
+
+ALOHA_TC = _aloha("transfer_cube")
+ALOHA_INS = _aloha("insertion")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    tasks: tuple[TaskSpec, ...]
+    policies: tuple[str, ...]
+    steps: dict[str, int]  # per task
+    main_n_demos: dict[str, int]  # per task: every policy is trained with this many demos
+    extra_n_demos: dict[str, tuple[int, ...]] = field(default_factory=dict)  # sample-efficiency points
+    sample_efficiency_policies: tuple[str, ...] = POLICIES
+    seeds: tuple[int, ...] = (1,)
+    eval_episodes: int = 50
+    ensemble_eval: bool = True  # second lerobot-eval with temporal ensembling (act and hybrids)
+    ensemble_coeff: float = 0.01
+    n_heldout: int = 50  # held-out demos (chunk fidelity, latent probes)
+    fidelity_obs: int = 64  # held-out observations for chunk fidelity
+    k_samples: int = 8  # K chunks per observation (best-of-K, mean-of-K, diversity)
+    smooth_episodes: int = 10  # in-process rollouts per mode (queue / ensembling) for smoothness
+    route_starts: int = 3  # docking: start states for route coverage
+    route_rollouts: int = 10  # docking: rollouts R per start
+    control_z: int = 5  # docking B/C: held z draws, 2 rollouts each
+    runnable: bool = True  # False: configured and documented, not meant for this CPU machine
+    extra_train_args: tuple[str, ...] = ()
+    timeout_s: int = 2 * 3600
+
+    def n_demos(self, task: str) -> list[int]:
+        return sorted({self.main_n_demos[task], *self.extra_n_demos.get(task, ())})
+
+    def runs(self) -> list[dict]:
+        """Every run of the profile (task, policy, n_demos, seed), in execution order (cheap first)."""
+        out = []
+        for seed in self.seeds:
+            for t in self.tasks:
+                main = self.main_n_demos[t.name]
+                for n in [main, *sorted(set(self.extra_n_demos.get(t.name, ())) - {main})]:
+                    for p in self.policies:
+                        if n != self.main_n_demos[t.name] and p not in self.sample_efficiency_policies:
+                            continue
+                        out.append({"task": t.name, "policy": p, "n_demos": n, "seed": seed,
+                                    "steps": self.steps[t.name], "name": run_name(t.name, p, n, seed)})
+        return out
+
+    def task(self, name: str) -> TaskSpec:
+        return next(t for t in self.tasks if t.name == name)
+
+
+def run_name(task: str, policy: str, n_demos: int, seed: int) -> str:
+    return f"{task}__{policy}__n{n_demos}__s{seed}"
+
+
+SMOKE = Profile(
+    name="smoke",
+    description="smoke test of the harness (tiny: 20 steps, 2 eval episodes); its numbers mean nothing",
+    tasks=(DOCKING,), policies=("act", "hybrid_act_c"), steps={"docking": 20},
+    main_n_demos={"docking": 6}, seeds=(1,), eval_episodes=2, n_heldout=4, fidelity_obs=8, k_samples=3,
+    smooth_episodes=1, route_starts=1, route_rollouts=3, control_z=2,
+)
+
+QUICK = Profile(
+    name="quick",
+    description=(
+        "QUICK profile: docking only, 1 training seed, 1000 gradient steps, 30 eval episodes; a sanity "
+        "check of the protocol on a shared 2-core CPU, not the ablation's answer (see the full profile)"
+    ),
+    tasks=(DOCKING,), policies=POLICIES, steps={"docking": 1000},
+    main_n_demos={"docking": 50}, extra_n_demos={"docking": (10,)},
+    sample_efficiency_policies=("act", "hybrid_act_c"),
+    seeds=(1,), eval_episodes=30, n_heldout=20, fidelity_obs=32, k_samples=6, smooth_episodes=4,
+    route_starts=2, route_rollouts=8, control_z=4,
+)
+
+FULL = Profile(
+    name="full",
+    description=(
+        "FULL profile: docking (10/25/50/100 demos, 5000 steps) and ALOHA transfer cube / insertion "
+        "(50 scripted demos, 10000 steps), 3 training seeds, 50 eval episodes per checkpoint"
+    ),
+    tasks=(DOCKING, ALOHA_TC, ALOHA_INS), policies=POLICIES,
+    steps={"docking": 5000, "aloha_transfer_cube": 10000, "aloha_insertion": 10000},
+    main_n_demos={"docking": 50, "aloha_transfer_cube": 50, "aloha_insertion": 50},
+    extra_n_demos={"docking": (10, 25, 100)},
+    seeds=(1, 2, 3), eval_episodes=50, n_heldout=50, fidelity_obs=128, k_samples=8, smooth_episodes=10,
+    route_starts=5, route_rollouts=20, control_z=10,
+)
+
+# Images (top camera 480x640, ImageNet ResNet18 backbone for every policy), LeRobot act's default sizes.
+# Configured and documented; not run on the CPU machine.
+_GPU_SIZES = replace(
+    ALOHA_SIZES, dim_model=512, dim_feedforward=3200, n_encoder_layers=4, n_vae_encoder_layers=4,
+    denoiser_dim_model=256, denoiser_dim_feedforward=1024, n_decoder_layers=4,
+    diffusion_down_dims=(256, 512, 1024),
+)
+GPU = Profile(
+    name="gpu",
+    description=(
+        "GPU profile: ALOHA transfer cube / insertion with the top camera (480x640, ImageNet ResNet18), "
+        "LeRobot act's default sizes, 50 demos, 100000 steps, batch 8, 3 seeds, 50 eval episodes"
+    ),
+    tasks=tuple(
+        replace(t, sizes=_GPU_SIZES, cameras=("top",), image_size="480x640",
+                env_args=tuple(a for a in t.env_args if not a.startswith("--env.cameras"))
+                + ("--env.cameras=[top]", "--env.observation_height=480", "--env.observation_width=640"))
+        for t in (ALOHA_TC, ALOHA_INS)
+    ),
+    policies=POLICIES,
+    steps={"aloha_transfer_cube": 100_000, "aloha_insertion": 100_000},
+    main_n_demos={"aloha_transfer_cube": 50, "aloha_insertion": 50},
+    seeds=(1, 2, 3), eval_episodes=50, runnable=False,
+    extra_train_args=("--policy.device=cuda",),
+    timeout_s=24 * 3600,
+)
+
+PROFILES = {p.name: p for p in (SMOKE, QUICK, FULL, GPU)}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,420 @@
+"""Aggregate ``<out>/runs/*.json`` into ``results.json``, ``results.md``, PNG plots and ``README_section.md``.
+
+Aggregation per (task, policy, n_demos) over the training seeds present:
+
+- success rates: episodes pooled over seeds, 95% Wilson interval on the pooled count (``k``/``n``), and
+  the per-seed rates;
+- every other metric: with one seed, the run's mean and its 95% bootstrap CI over items (observations,
+  episodes, starts); with several seeds, the mean of the per-seed means and a 95% bootstrap CI over seeds.
+Every number carries its ``seeds`` and ``n``. The report states which planned runs exist.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from lerobot_hybrid_act.stats import bootstrap_mean_ci, wilson_interval
+
+POLICY_ORDER = ("act", "diffusion", "hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+COLORS = {"act": "tab:blue", "diffusion": "tab:gray", "hybrid_act_a": "tab:orange", "hybrid_act_b": "tab:green",
+          "hybrid_act_c": "tab:red"}
+
+METRIC_DEFS = {
+    "success": "success rate from lerobot-eval's per-episode `successes` (eval seeds 1000..), 95% Wilson CI",
+    "success_ensemble": "the same checkpoint evaluated with temporal ensembling (coeff 0.01, a chunk every step)",
+    "max_reward": "mean over episodes of the episode's max reward (ALOHA: stage reached, 0-4)",
+    "collision_rate": "docking: fraction of in-process rollouts (seeds 2000..) ending in a collision",
+    "chunk_mse": "MSE of the predicted chunk vs the held-out demo's chunk, standardised action space "
+                 "((a-mean)/std of the training data), first n_action_steps steps",
+    "best_of_k_mse": "min over K sampled chunks of the chunk MSE (stochastic policies)",
+    "mean_of_k_mse": "chunk MSE of the mean of K sampled chunks",
+    "diversity": "mean pairwise RMS distance between K chunks sampled for the same observation",
+    "mean_step": "mean ||a_{t+1} - a_t|| of executed actions (in-process rollouts)",
+    "jerk_rms": "RMS of the third difference of executed actions",
+    "boundary_ratio": "mean jump at chunk boundaries (t = k*n_action_steps) / mean step elsewhere",
+    "route_coverage": "docking: fraction of the 2 routes seen over R rollouts from one start (mean over starts)",
+    "route_entropy": "docking: entropy (bits) of the route distribution over those R rollouts",
+    "same_route_free": "docking: fraction of rollout pairs from one start (fresh z each) taking the same route",
+    "same_route_held_z": "docking B/C: fraction of rollout pairs with the same held z taking the same route",
+    "route_acc": "docking: leave-one-out nearest-centroid accuracy of the route from the latent at an episode's "
+                 "frame 0 (held-out demos): posterior mean (act, C), prior mean (C), f(obs) (B)",
+    "kl": "KL (nats, summed over dims) on held-out chunks: act q(z|a,s) vs N(0,I); C q(z|a,obs) vs p(z|obs)",
+    "active_dims": "latent dims whose mean KL > 0.01 nats",
+    "s_per_step": "lerobot-train wall time / steps (includes startup and checkpointing)",
+    "updt_s": "lerobot-train's logged mean update time per step",
+    "ms_per_chunk": "median ms of one chunk (batch 1, 1 CPU thread), same process for every policy",
+}
+
+
+def _load_runs(out: Path) -> list[dict]:
+    runs = []
+    for f in sorted((out / "runs").glob("*.json")):
+        try:
+            runs.append(json.loads(f.read_text()))
+        except json.JSONDecodeError:
+            continue
+    return runs
+
+
+def _get(d, *keys):
+    for k in keys:
+        if d is None or not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
+
+
+def _agg(per_run: list[tuple[int, dict | float | None]]) -> dict | None:
+    """per_run: [(seed, {"mean","ci","n"} or a float)] -> aggregated {mean, ci, n, seeds}."""
+    vals = []
+    for seed, v in per_run:
+        if isinstance(v, dict):
+            if v.get("mean") is None:
+                continue
+            vals.append((seed, v))
+        elif v is not None and isinstance(v, (int, float)) and math.isfinite(v):
+            vals.append((seed, {"mean": float(v), "ci": None, "n": 1}))
+    if not vals:
+        return None
+    seeds = [s for s, _ in vals]
+    if len(vals) == 1:
+        v = vals[0][1]
+        return {"mean": v["mean"], "ci": v.get("ci"), "n": v.get("n"), "seeds": seeds, "ci_over": "items"}
+    m, lo, hi = bootstrap_mean_ci([v["mean"] for _, v in vals])
+    return {"mean": m, "ci": [lo, hi], "n": len(vals), "seeds": seeds, "ci_over": "seeds",
+            "per_seed": [v["mean"] for _, v in vals]}
+
+
+def _success(per_run: list[tuple[int, dict | None]]) -> dict | None:
+    vals = [(s, e) for s, e in per_run if e]
+    if not vals:
+        return None
+    k = sum(e["successes"] for _, e in vals)
+    n = sum(e["n"] for _, e in vals)
+    lo, hi = wilson_interval(k, n)
+    return {"rate": k / n, "k": k, "n": n, "wilson95": [lo, hi], "seeds": [s for s, _ in vals],
+            "per_seed": [e["success_rate"] for _, e in vals],
+            "max_reward_mean": float(np.mean([e["max_reward_mean"] for _, e in vals]))}
+
+
+def aggregate(runs: list[dict]) -> list[dict]:
+    groups = defaultdict(list)
+    for r in runs:
+        groups[(r["task"], r["policy"], r["n_demos"])].append(r)
+    out = []
+    for (task, policy, n), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][2], _porder(kv[0][1]))):
+        rs = sorted(rs, key=lambda r: r["seed"])
+
+        def col(*keys, rs=rs):
+            return _agg([(r["seed"], _get(r, *keys)) for r in rs])
+
+        g = {
+            "task": task, "policy": policy, "n_demos": n, "seeds": [r["seed"] for r in rs],
+            "steps": rs[0]["steps"],
+            "success": _success([(r["seed"], r.get("eval")) for r in rs]),
+            "success_ensemble": _success([(r["seed"], r.get("eval_ensemble")) for r in rs]),
+            "chunk_mse": col("metrics", "fidelity", "chunk_mse"),
+            "best_of_k_mse": col("metrics", "fidelity", "best_of_k_mse"),
+            "mean_of_k_mse": col("metrics", "fidelity", "mean_of_k_mse"),
+            "diversity": col("metrics", "fidelity", "diversity"),
+            "k": _get(rs[0], "metrics", "fidelity", "k"),
+            "ms_per_chunk": col("metrics", "inference", "ms_per_chunk"),
+            "s_per_step": col("train", "wall_s_per_step"),
+            "updt_s": col("train", "updt_s_mean"),
+            "kl": col("metrics", "latent", "kl", "kl"),
+            "active_dims": col("metrics", "latent", "kl", "active_dims"),
+            "latent_dim": _get(rs[0], "metrics", "latent", "kl", "latent_dim"),
+            "smooth": {}, "rollouts": {},
+        }
+        for mode, key in (("queue", "rollouts"), ("ensemble", "rollouts_ensemble")):
+            if _get(rs[0], "metrics", key) is None:
+                continue
+            g["smooth"][mode] = {m: col("metrics", key, "smoothness", m)
+                                 for m in ("mean_step", "jerk_rms", "boundary_jump", "boundary_ratio")}
+            g["rollouts"][mode] = {
+                "success_rate": col("metrics", key, "summary", "success_rate"),
+                "collision_rate": col("metrics", key, "summary", "collision_rate"),
+                "mode_averaging_rate": col("metrics", key, "summary", "mode_averaging_rate"),
+                "max_reward_mean": col("metrics", key, "summary", "max_reward_mean"),
+                "n_per_seed": _get(rs[0], "metrics", key, "summary", "n"),
+            }
+        if task == "docking":
+            g["routes"] = {
+                "coverage": col("metrics", "routes", "coverage"),
+                "entropy": col("metrics", "routes", "entropy"),
+                "same_route_free": col("metrics", "routes", "same_route_free"),
+                "same_route_held_z": col("metrics", "routes", "same_route_held_z"),
+                "R": _get(rs[0], "metrics", "routes", "R"),
+            }
+            acc = _get(rs[0], "metrics", "latent", "route_accuracy") or {}
+            g["route_accuracy"] = {
+                key: {off: col("metrics", "latent", "route_accuracy", key, off) for off in offs}
+                for key, offs in acc.items()
+            }
+        out.append(g)
+    return out
+
+
+def _porder(p):
+    return POLICY_ORDER.index(p) if p in POLICY_ORDER else 99
+
+
+def _f(x, d=3, pct=False):
+    if x is None:
+        return "–"
+    if isinstance(x, dict):
+        if x.get("mean") is None:
+            return "–"
+        m, ci = x["mean"], x.get("ci")
+        if pct:
+            return f"{100 * m:.0f}%"
+        s = f"{m:.{d}f}"
+        if ci and ci[0] is not None and x.get("n", 1) > 1:
+            s += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
+        return s
+    return f"{x:.{d}f}"
+
+
+def _succ(s):
+    if not s:
+        return "–"
+    lo, hi = s["wilson95"]
+    return f"{100 * s['rate']:.0f}% ({s['k']}/{s['n']}; {100 * lo:.0f}–{100 * hi:.0f})"
+
+
+def tables(groups: list[dict], profile) -> str:
+    lines = []
+    for task in sorted({g["task"] for g in groups}):
+        main_n = profile.main_n_demos.get(task)
+        tg = [g for g in groups if g["task"] == task and g["n_demos"] == main_n]
+        if not tg:
+            continue
+        lines += [f"### {task} ({main_n} demos, {tg[0]['steps']} steps, seeds {sorted({s for g in tg for s in g['seeds']})})", ""]
+        lines += ["| policy | success (k/n; 95% CI) | success w/ ensembling | chunk MSE | best-of-K | mean-of-K | "
+                  "diversity | mean step | jerk RMS | boundary ratio | KL (active/dims) | train s/step | ms/chunk |",
+                  "|" + "---|" * 13]
+        for g in tg:
+            q = g["smooth"].get("queue", {})
+            kl = "–" if g["kl"] is None else f"{_f(g['kl'], 2)} ({_f(g['active_dims'], 0)}/{g['latent_dim']})"
+            lines.append(
+                f"| {g['policy']} | {_succ(g['success'])} | {_succ(g['success_ensemble'])} | {_f(g['chunk_mse'])} | "
+                f"{_f(g['best_of_k_mse'])} | {_f(g['mean_of_k_mse'])} | {_f(g['diversity'])} | "
+                f"{_f(q.get('mean_step'))} | {_f(q.get('jerk_rms'))} | {_f(q.get('boundary_ratio'), 2)} | {kl} | "
+                f"{_f(g['s_per_step'], 2)} | {_f(g['ms_per_chunk'], 1)} |")
+        lines.append("")
+        if task == "docking":
+            lines += ["| policy | collision rate | mode averaging | route coverage | route entropy (bits) | "
+                      "same route, fresh z | same route, held z | route from latent (frame 0) |", "|" + "---|" * 8]
+            for g in tg:
+                ro = g["rollouts"].get("queue", {})
+                rt = g.get("routes", {})
+                acc = ", ".join(f"{k}: {_f(v.get('0'), 2)}" for k, v in g.get("route_accuracy", {}).items()) or "–"
+                lines.append(
+                    f"| {g['policy']} | {_f(ro.get('collision_rate'), 2)} | {_f(ro.get('mode_averaging_rate'), 2)} | "
+                    f"{_f(rt.get('coverage'), 2)} | {_f(rt.get('entropy'), 2)} | {_f(rt.get('same_route_free'), 2)} | "
+                    f"{_f(rt.get('same_route_held_z'), 2)} | {acc} |")
+            lines.append("")
+        se = [g for g in groups if g["task"] == task]
+        ns = sorted({g["n_demos"] for g in se})
+        if len(ns) > 1:
+            lines += [f"Sample efficiency ({task}): success vs number of demos", "",
+                      "| policy | " + " | ".join(f"{n} demos" for n in ns) + " |", "|---|" + "---|" * len(ns)]
+            for p in sorted({g["policy"] for g in se}, key=_porder):
+                cells = []
+                for n in ns:
+                    m = [g for g in se if g["policy"] == p and g["n_demos"] == n]
+                    cells.append(_succ(m[0]["success"]) if m else "–")
+                lines.append(f"| {p} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------- plots
+def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    tasks = sorted({g["task"] for g in groups})
+    # 1. success vs demos
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for p in POLICY_ORDER:
+            gs = sorted([g for g in groups if g["task"] == task and g["policy"] == p and g["success"]],
+                        key=lambda g: g["n_demos"])
+            if not gs:
+                continue
+            x = [g["n_demos"] for g in gs]
+            y = [g["success"]["rate"] for g in gs]
+            lo = [g["success"]["rate"] - g["success"]["wilson95"][0] for g in gs]
+            hi = [g["success"]["wilson95"][1] - g["success"]["rate"] for g in gs]
+            ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=p, color=COLORS.get(p))
+        ax.set_title(f"{task}")
+        ax.set_xlabel("training demos")
+        ax.set_ylabel("success (95% Wilson CI)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Success vs demos — {label}", fontsize=9)
+    fig.tight_layout()
+    paths.append(_save(fig, out / "success_vs_demos.png"))
+    # 2. smoothness bars
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.2 * len(tasks)), squeeze=False)
+    for row, task in zip(axes, tasks):
+        main = [g for g in groups if g["task"] == task]
+        nmax = max(g["n_demos"] for g in main)
+        main = sorted([g for g in main if g["n_demos"] == nmax], key=lambda g: _porder(g["policy"]))
+        for ax, m in zip(row, ("mean_step", "jerk_rms")):
+            xs = np.arange(len(main))
+            for j, (mode, hatch) in enumerate((("queue", ""), ("ensemble", "//"))):
+                vals, errs = [], [[], []]
+                for g in main:
+                    v = _get(g, "smooth", mode, m)
+                    mean = v["mean"] if v else np.nan
+                    ci = v.get("ci") if v else None
+                    vals.append(mean)
+                    errs[0].append(mean - ci[0] if ci else 0)
+                    errs[1].append(ci[1] - mean if ci else 0)
+                ax.bar(xs + (j - 0.5) * 0.38, vals, 0.38, yerr=errs, capsize=2, hatch=hatch,
+                       color=[COLORS.get(g["policy"]) for g in main], edgecolor="k",
+                       label="action queue" if mode == "queue" else "temporal ensembling")
+            ax.set_xticks(xs, [g["policy"] for g in main], rotation=20, fontsize=7)
+            ax.set_title(f"{task}: {m}", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.suptitle(f"Smoothness of executed actions — {label}", fontsize=9)
+    fig.tight_layout()
+    paths.append(_save(fig, out / "smoothness.png"))
+    # 3. docking routes, act vs C (and the others if present)
+    dock = [r for r in runs if r["task"] == "docking" and _get(r, "metrics", "routes", "trajectories")]
+    if dock:
+        nmax = max(r["n_demos"] for r in dock)
+        pick = {}
+        for r in sorted(dock, key=lambda r: r["seed"]):
+            if r["n_demos"] == nmax:
+                pick.setdefault(r["policy"], r)
+        pols = [p for p in POLICY_ORDER if p in pick]
+        fig, axes = plt.subplots(1, len(pols), figsize=(3.6 * len(pols), 3.6), squeeze=False)
+        from lerobot_hybrid_act.docking.env import DockingEnv
+
+        for ax, p in zip(axes[0], pols):
+            trajs = pick[p]["metrics"]["routes"]["trajectories"]
+            s0 = trajs[0]["start"]
+            env = DockingEnv(render_mode=None)
+            env.reset(seed=s0)
+            lay = env.unwrapped.layout
+            ax.add_patch(plt.Circle((lay.obstacle_x, lay.obstacle_y), lay.obstacle_radius, color="0.6"))
+            ax.plot(lay.port_x, lay.port_y, "k*", ms=12)
+            for t in trajs:
+                if t["start"] != s0:
+                    continue
+                xy = np.asarray(t["xy"])
+                c = {0: "tab:blue", 1: "tab:red"}.get(t["route"], "k")
+                ax.plot(xy[:, 0], xy[:, 1], color=c, lw=1, alpha=0.8, ls="-" if t["success"] else "--")
+            ax.set_aspect("equal")
+            ax.set_title(f"{p} (seed {pick[p]['seed']})", fontsize=9)
+        fig.suptitle(f"Docking rollouts from one start (start seed {s0}); blue = left, red = right, "
+                     f"black = unknown, dashed = failed — {label}", fontsize=8)
+        fig.tight_layout()
+        paths.append(_save(fig, out / "docking_routes.png"))
+        # 4. z scatter
+        panels = []
+        for p in ("act", "hybrid_act_b", "hybrid_act_c"):
+            if p in pick:
+                for key, v in (_get(pick[p], "metrics", "latent", "z_scatter") or {}).items():
+                    panels.append((f"{p}: {key}", np.asarray(v["z"]), np.asarray(v["route"])))
+        if panels:
+            fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.4), squeeze=False)
+            for ax, (title, z, y) in zip(axes[0], panels):
+                zc = z - z.mean(0)
+                if z.shape[1] >= 2 and len(z) >= 2:
+                    _, _, vt = np.linalg.svd(zc, full_matrices=False)
+                    p2 = zc @ vt[:2].T
+                else:
+                    p2 = np.c_[zc[:, 0], np.zeros(len(zc))]
+                for lab, c, name in ((0, "tab:blue", "left"), (1, "tab:red", "right")):
+                    ax.scatter(p2[y == lab, 0], p2[y == lab, 1], c=c, s=14, label=name)
+                ax.set_title(title, fontsize=8)
+                ax.set_xlabel("PC1")
+                ax.legend(fontsize=7)
+            fig.suptitle(f"Latent (PCA) at the first frame of held-out docking demos, coloured by route — {label}",
+                         fontsize=8)
+            fig.tight_layout()
+            paths.append(_save(fig, out / "z_scatter.png"))
+    return paths
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------------------------- writer
+def write_report(out, profile, command: str = "") -> list[Path]:
+    from .runner import hardware
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = _load_runs(out)
+    planned = [r["name"] for r in profile.runs()]
+    present = [r["name"] for r in runs]
+    groups = aggregate(runs)
+    hw = hardware()
+    label = f"profile '{profile.name}'" + (" (QUICK: 1 seed, short training; not the final answer)"
+                                          if profile.name == "quick" else "")
+    res = {
+        "profile": profile.name, "label": label, "description": profile.description,
+        "command": command, "hardware": hw, "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "runs_planned": planned, "runs_present": present,
+        "runs_missing": [n for n in planned if n not in present],
+        "metric_definitions": METRIC_DEFS, "groups": groups,
+    }
+    paths = [out / "results.json"]
+    paths[0].write_text(json.dumps(res, indent=1))
+    table = tables(groups, profile) if groups else "_no finished runs yet_"
+    head = (f"Profile **{profile.name}** — {profile.description}.\n\n"
+            f"Command: `{command}`. Hardware: {hw['nproc']} CPU cores ({hw['cpu_model']}), "
+            f"torch {hw['torch']}, 1 intra-op thread per process, GPU: {hw['gpu']}. "
+            f"Runs finished: {len(present)}/{len(planned)}"
+            + (f" (missing: {', '.join(res['runs_missing'])})" if res["runs_missing"] else "") + ".\n")
+    md = f"# Ablation results — {label}\n\n{head}\n{table}\n\n## Metric definitions\n\n" + "\n".join(
+        f"- **{k}**: {v}" for k, v in METRIC_DEFS.items()) + "\n"
+    (out / "results.md").write_text(md)
+    paths.append(out / "results.md")
+    if groups:
+        try:
+            pngs = plots(out, groups, runs, label)
+        except Exception as e:  # plots must not lose the tables
+            pngs = []
+            print(f"report: plotting failed: {e!r}")
+        paths += pngs
+    else:
+        pngs = []
+    rel = out.as_posix()
+    section = [
+        f"_Generated by `{command}` on {res['generated']} from `{rel}/runs/*.json`; "
+        f"{label}._", "", head, table, "",
+        "Plots: " + ", ".join(f"[{p.name}]({rel}/{p.name})" for p in pngs) if pngs else "",
+        "",
+        "Metrics (defined in `lerobot_hybrid_act/ablation/metrics.py`):",
+        "",
+        *[f"- **{k}**: {v}" for k, v in METRIC_DEFS.items()],
+        "",
+        "Protocol: every policy trains through `lerobot-train` on the same recorded demos with the same steps and "
+        "batch size and is evaluated by `lerobot-eval` on seeds 1000.. (demos use seeds < 500, held-out demos "
+        "500.., route starts 900.., in-process rollouts 2000..); LeRobot act/diffusion keep their defaults except "
+        "the shared sizes (diffusion: U-Net down_dims shrunk for CPU, DDIM with 10 steps like ours). "
+        "No hyper-parameter was chosen from evaluation results.",
+    ]
+    (out / "README_section.md").write_text("\n".join(section) + "\n")
+    paths.append(out / "README_section.md")
+    return paths

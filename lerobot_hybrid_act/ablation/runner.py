@@ -1,0 +1,273 @@
+"""Run a profile: record datasets once, then train -> eval -> extra metrics per run; resumable.
+
+Layout (``work`` defaults to ``outputs/ablation/<profile>``, gitignored; ``out`` is e.g. ``results/quick``):
+
+    work/data/<task>_n<N>        training demos (hybrid-act-record, seeds demo_seed..)
+    work/data/<task>_heldout     held-out demos (seeds heldout_seed.., disjoint from training and eval seeds)
+    work/train/<run>             lerobot-train output (checkpoints/last/pretrained_model)
+    work/eval/<run>[_ens]        lerobot-eval output (eval_info.json)
+    out/runs/<run>.json          one result file per finished run, written as soon as the run ends
+    out/logs/<run>.log           subprocess logs
+
+A run whose ``out/runs/<run>.json`` exists is skipped; a checkpoint or eval that already exists is reused,
+so an interrupted profile resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .profiles import HYBRID, Profile, TaskSpec
+
+BIN = Path(sys.executable).parent
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("MUJOCO_GL", "egl")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # One intra-op thread per process: on a shared 2-core machine torch's default (2 threads) spin-waits
+    # against the other jobs and ran 10-80x slower here (a hybrid chunk: ~20 ms vs 0.5-2 s).
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("MKL_NUM_THREADS", "1")
+    return env
+
+
+def _run(cmd: list[str], log: Path, timeout: int) -> float:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(log, "a") as f:
+        f.write(f"\n$ {' '.join(cmd)}\n")
+        f.flush()
+        p = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_env(), timeout=timeout)
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"command failed ({p.returncode}): {' '.join(cmd)}\n--- log tail ({log}) ---\n{tail}")
+    return dt
+
+
+def record_dataset(task: TaskSpec, n: int, seed: int, root: Path, log: Path) -> Path:
+    if (root / "meta" / "info.json").is_file():
+        return root
+    cmd = [str(BIN / "hybrid-act-record"), "--task", task.record_task, "--episodes", str(n),
+           "--repo-id", f"local/ablation_{root.name}", "--root", str(root), "--noise", str(task.noise),
+           "--seed", str(seed), "--cameras", *(task.cameras or ("none",))]
+    if task.image_size:
+        cmd += ["--image-size", task.image_size]
+    _run(cmd, log, timeout=3600)
+    return root
+
+
+def policy_args(policy: str, task: TaskSpec, steps: int, cameras: bool) -> list[str]:
+    """lerobot-train --policy.* flags: each policy's defaults except the sizes shared by all."""
+    s = task.sizes
+    common = ["--policy.device=cpu", "--policy.push_to_hub=false"]
+    if not cameras:
+        common.append("--policy.pretrained_backbone_weights=null")
+    if policy == "diffusion":
+        n_obs = s.diffusion_n_obs_steps
+        n_act = min(s.n_action_steps, s.chunk_size - n_obs + 1)
+        return [
+            "--policy.type=diffusion", *common,
+            f"--policy.horizon={s.chunk_size}", f"--policy.n_obs_steps={n_obs}", f"--policy.n_action_steps={n_act}",
+            f"--policy.drop_n_last_frames={s.chunk_size - n_act - n_obs + 1}",
+            f"--policy.down_dims=[{','.join(str(d) for d in s.diffusion_down_dims)}]",
+            "--policy.noise_scheduler_type=DDIM", f"--policy.num_inference_steps={s.num_inference_steps}",
+            f"--policy.optimizer_lr={s.lr}",
+        ]
+    shared = [
+        f"--policy.dim_model={s.dim_model}", f"--policy.n_heads={s.n_heads}",
+        f"--policy.dim_feedforward={s.dim_feedforward}", f"--policy.n_encoder_layers={s.n_encoder_layers}",
+        f"--policy.n_vae_encoder_layers={s.n_vae_encoder_layers}", f"--policy.chunk_size={s.chunk_size}",
+        f"--policy.n_action_steps={s.n_action_steps}", f"--policy.latent_dim={s.latent_dim}",
+        f"--policy.optimizer_lr={s.lr}",
+    ]
+    if policy == "act":
+        return ["--policy.type=act", *common, *shared]
+    if policy in HYBRID:
+        return [
+            f"--policy.type={policy}", *common, *shared,
+            f"--policy.n_decoder_layers={s.n_decoder_layers}", f"--policy.denoiser_dim_model={s.denoiser_dim_model}",
+            f"--policy.denoiser_dim_feedforward={s.denoiser_dim_feedforward}", "--policy.dropout=0.0",
+            f"--policy.kl_anneal_steps={s.kl_anneal_steps}", f"--policy.num_inference_steps={s.num_inference_steps}",
+        ]
+    raise ValueError(f"unknown policy {policy!r}")
+
+
+def train_cmd(run: dict, task: TaskSpec, data: Path, out: Path, profile: Profile) -> list[str]:
+    steps = run["steps"]
+    return [
+        str(BIN / "lerobot-train"), *policy_args(run["policy"], task, steps, bool(task.cameras)),
+        *profile.extra_train_args,
+        f"--dataset.repo_id=local/ablation_{data.name}", f"--dataset.root={data}",
+        f"--batch_size={task.sizes.batch_size}", f"--steps={steps}", f"--save_freq={steps}",
+        f"--log_freq={max(1, min(100, steps // 10))}", f"--seed={run['seed']}", "--num_workers=0",
+        "--wandb.enable=false", f"--output_dir={out}",
+    ]
+
+
+def eval_cmd(ckpt: Path, task: TaskSpec, n_episodes: int, out: Path, ensemble: float | None) -> list[str]:
+    cmd = [str(BIN / "lerobot-eval"), f"--policy.path={ckpt}", "--policy.device=cpu", *task.env_args,
+           f"--eval.n_episodes={n_episodes}", f"--eval.batch_size={min(task.eval_batch_size, n_episodes)}",
+           "--eval.use_async_envs=false", f"--seed={task.eval_seed}", f"--output_dir={out}"]
+    if ensemble is not None:
+        cmd += [f"--policy.temporal_ensemble_coeff={ensemble}", "--policy.n_action_steps=1"]
+    return cmd
+
+
+def parse_eval(path: Path, seed0: int) -> dict:
+    """Per-episode successes / max rewards from lerobot-eval's eval_info.json + Wilson CI."""
+    from lerobot_hybrid_act.stats import wilson_interval
+
+    info = json.loads(path.read_text())
+    succ, maxr = [], []
+    for t in info["per_task"]:
+        succ += [bool(x) for x in t["metrics"]["successes"]]
+        maxr += [float(x) for x in t["metrics"]["max_rewards"]]
+    k, n = sum(succ), len(succ)
+    lo, hi = wilson_interval(k, n)
+    return {"successes": k, "n": n, "success_rate": k / n, "wilson95": [lo, hi], "per_episode_success": succ,
+            "max_rewards": maxr, "max_reward_mean": sum(maxr) / n, "eval_seeds": [seed0, seed0 + n - 1],
+            "eval_s": info["overall"].get("eval_s")}
+
+
+_UPDT = re.compile(r"step:(\S+) .*?updt_s:([0-9.]+)")
+
+
+def parse_train_log(log: Path) -> dict:
+    """Mean update time per step from lerobot-train's log lines (``updt_s``), and the loss trace."""
+    txt = log.read_text() if log.exists() else ""
+    updt = [float(m.group(2)) for m in _UPDT.finditer(txt)]
+    losses = [float(x) for x in re.findall(r" loss:([0-9.eE+-]+)", txt)]
+    return {"updt_s_mean": sum(updt) / len(updt) if updt else None, "loss_trace": losses}
+
+
+def hardware() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import platform
+
+    import torch
+
+    return {"nproc": os.cpu_count(), "cpu_model": cpu, "torch": torch.__version__, "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.is_available()}
+
+
+def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None = None, log=print) -> list[Path]:
+    out, work = Path(out), Path(work)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    logs = out / "logs"
+    plan = profile.runs()
+    if only:
+        plan = [r for r in plan if any(o in r["name"] for o in only)]
+    (out / "plan.json").write_text(json.dumps({"profile": profile.name, "runs": [r["name"] for r in plan]}, indent=1))
+    done, failed = [], []
+    for i, run in enumerate(plan):
+        res_path = out / "runs" / f"{run['name']}.json"
+        if res_path.exists():
+            log(f"[{i + 1}/{len(plan)}] {run['name']}: done already, skipped")
+            done.append(res_path)
+            continue
+        try:
+            _do_run(profile, run, i, len(plan), out, work, logs, res_path, log)
+        except Exception as e:  # one failed run must not stop the others; the report lists it as missing
+            failed.append(run["name"])
+            (out / "failed").mkdir(exist_ok=True)
+            (out / "failed" / f"{run['name']}.txt").write_text(str(e))
+            log(f"  FAILED: {str(e)[:2000]}")
+            continue
+        (out / "failed" / f"{run['name']}.txt").unlink(missing_ok=True)
+        done.append(res_path)
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed: {failed} (see {out / 'failed'})")
+    return done
+
+
+def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
+    task = profile.task(run["task"])
+    t_run = time.perf_counter()
+    log(f"[{i + 1}/{n_runs}] {run['name']}")
+    data = record_dataset(task, run["n_demos"], task.demo_seed, work / "data" / f"{task.name}_n{run['n_demos']}",
+                          logs / f"record_{task.name}_n{run['n_demos']}.log")
+    held = record_dataset(task, profile.n_heldout, task.heldout_seed, work / "data" / f"{task.name}_heldout",
+                          logs / f"record_{task.name}_heldout.log")
+    train_dir = work / "train" / run["name"]
+    ckpt = train_dir / "checkpoints" / "last" / "pretrained_model"
+    train_log = logs / f"{run['name']}.train.log"
+    meta_path = train_dir / "ablation_train.json"
+    if not (ckpt / "model.safetensors").is_file():
+        if train_dir.exists():
+            import shutil
+
+            shutil.rmtree(train_dir)
+        if train_log.exists():
+            train_log.unlink()
+        wall = _run(train_cmd(run, task, data, train_dir, profile), train_log, profile.timeout_s)
+        meta_path.write_text(json.dumps({"wall_s": wall}))
+    wall = json.loads(meta_path.read_text())["wall_s"] if meta_path.exists() else None
+    train = {"wall_s": wall, "steps": run["steps"], "batch_size": task.sizes.batch_size,
+             **parse_train_log(train_log)}
+    train["wall_s_per_step"] = wall / run["steps"] if wall else None
+    log(f"  trained: {wall:.0f}s" if wall else "  trained")
+    evals = {}
+    variants = [("eval", None)]
+    if profile.ensemble_eval and run["policy"] != "diffusion":
+        variants.append(("eval_ensemble", profile.ensemble_coeff))
+    for key, coeff in variants:
+        edir = work / "eval" / (run["name"] + ("_ens" if coeff else ""))
+        if not (edir / "eval_info.json").is_file():
+            if edir.exists():
+                import shutil
+
+                shutil.rmtree(edir)
+            _run(eval_cmd(ckpt, task, profile.eval_episodes, edir, coeff), logs / f"{run['name']}.{key}.log",
+                 profile.timeout_s)
+        evals[key] = parse_eval(edir / "eval_info.json", task.eval_seed)
+        evals[key]["temporal_ensemble_coeff"] = coeff
+        log(f"  {key}: {evals[key]['successes']}/{evals[key]['n']}")
+    from .metrics import evaluate_checkpoint
+
+    extra = evaluate_checkpoint(ckpt, task, profile, held, data, log=log)
+    result = {
+        **{k: run[k] for k in ("name", "task", "policy", "n_demos", "seed", "steps")},
+        "profile": profile.name,
+        "train": train,
+        **evals,
+        "metrics": extra,
+        "dataset": str(data), "heldout": str(held), "checkpoint": str(ckpt),
+        "train_command": train_cmd(run, task, data, train_dir, profile),
+        "hardware": hardware(),
+        "run_wall_s": time.perf_counter() - t_run,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    tmp = res_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=_json_default))
+    tmp.replace(res_path)
+    log(f"  -> {res_path} ({result['run_wall_s']:.0f}s)")
+    return res_path
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if hasattr(o, "to_dict"):
+        return o.to_dict()
+    raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -1,0 +1,199 @@
+"""The ablation harness: metric functions on hand-made data, the report on fabricated runs, the smoke profile."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lerobot_hybrid_act.ablation import metrics as M
+from lerobot_hybrid_act.ablation.profiles import FULL, PROFILES, QUICK, SMOKE, get_profile, run_name
+from lerobot_hybrid_act.ablation.report import aggregate, write_report
+from lerobot_hybrid_act.ablation.runner import policy_args
+
+
+# ------------------------------------------------------------------------------------------- smoothness
+def test_smoothness_constant_and_ramp():
+    const = np.ones((30, 2))
+    s = M.action_smoothness(const, chunk_len=10)
+    assert s["mean_step"] == 0 and s["jerk_rms"] == 0 and s["boundary_jump"] == 0
+    ramp = np.stack([np.arange(30) * 0.1, np.zeros(30)], 1)
+    s = M.action_smoothness(ramp, chunk_len=10)
+    assert s["mean_step"] == pytest.approx(0.1)
+    assert s["jerk_rms"] == pytest.approx(0.0, abs=1e-12)
+    assert s["boundary_ratio"] == pytest.approx(1.0)
+    # quadratic: third difference is zero too; cubic t^3: third difference is 6
+    cubic = (np.arange(20.0) ** 3)[:, None]
+    assert M.action_smoothness(cubic)["jerk_rms"] == pytest.approx(6.0)
+
+
+def test_chunk_boundary_discontinuity():
+    # piecewise constant chunks of length 5 with a jump of 1.0 at every boundary, plus a small in-chunk ramp
+    a = np.concatenate([k + 0.01 * np.arange(5) for k in range(4)])[:, None]
+    s = M.action_smoothness(a, chunk_len=5)
+    # boundaries at t = 5, 10, 15: |a_t - a_{t-1}| = 1 - 0.04
+    assert s["boundary_jump"] == pytest.approx(0.96)
+    assert s["interior_step"] == pytest.approx(0.01)
+    assert s["boundary_ratio"] == pytest.approx(96.0)
+    assert math.isnan(M.action_smoothness(a)["boundary_ratio"])
+    assert M.action_smoothness(np.zeros((1, 2)))["T"] == 1
+
+
+# -------------------------------------------------------------------------------------- fidelity metrics
+def test_chunk_mse_mask_best_and_mean_of_k():
+    gt = np.zeros((4, 2))
+    pred = np.ones((4, 2))
+    assert M.chunk_mse(pred, gt) == 1.0
+    pred2 = pred.copy()
+    pred2[2:] = 10.0
+    assert M.chunk_mse(pred2, gt, mask=[True, True, False, False]) == 1.0  # padded steps ignored
+    assert math.isnan(M.chunk_mse(pred, gt, mask=[False] * 4))
+    # two modes at +1 and -1: each sample has MSE 1, best-of-K is 1, their mean is exactly the gt (0)
+    samples = np.stack([np.ones((4, 2)), -np.ones((4, 2)), 3 * np.ones((4, 2))])
+    assert M.best_of_k_mse(samples, gt) == pytest.approx(1.0)
+    assert M.mean_of_k_mse(samples[:2], gt) == pytest.approx(0.0)
+    assert M.mean_of_k_mse(samples, gt) == pytest.approx(1.0)  # mean = 1
+    with pytest.raises(ValueError):
+        M.chunk_mse(np.zeros((3, 2)), gt)
+
+
+def test_pairwise_diversity():
+    assert M.pairwise_diversity(np.zeros((1, 5, 2))) == 0.0
+    assert M.pairwise_diversity(np.zeros((4, 5, 2))) == 0.0
+    s = np.stack([np.zeros((5, 2)), np.ones((5, 2)), 3 * np.ones((5, 2))])
+    # pair RMS distances: 1, 3, 2 -> mean 2
+    assert M.pairwise_diversity(s) == pytest.approx(2.0)
+
+
+def test_nearest_centroid_same_route_and_kl():
+    Z = np.array([[0, 0], [0.1, 0], [0, 0.1], [5, 5], [5.1, 5], [5, 5.1]])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    assert M.nearest_centroid_loo_accuracy(Z, y) == 1.0
+    assert M.nearest_centroid_loo_accuracy(Z, np.zeros(6)) != M.nearest_centroid_loo_accuracy(Z, np.zeros(6))  # nan
+    # uninformative latent: identical vectors -> ties resolved to one class -> 50%
+    assert M.nearest_centroid_loo_accuracy(np.zeros((6, 2)), y) == pytest.approx(0.5)
+    assert M.same_route_fraction([[0, 0], [1, 0], [1, 1], [-1, 0]]) == pytest.approx(2 / 3)
+    assert math.isnan(M.same_route_fraction([[-1, 0]]))
+    k = M.kl_stats(np.array([[0.5, 0.001, 0.02], [0.3, 0.003, 0.0]]))
+    assert k["kl"] == pytest.approx((0.521 + 0.303) / 2)
+    assert k["active_dims"] == 1  # dim 0 (0.4); dim 2 averages to 0.01, not > 0.01
+    assert k["latent_dim"] == 3
+
+
+# --------------------------------------------------------------------------------------------- profiles
+def test_profiles_plan_and_policy_flags():
+    assert set(PROFILES) >= {"smoke", "quick", "full", "gpu"}
+    with pytest.raises(ValueError):
+        get_profile("nope")
+    assert len(SMOKE.runs()) == 2
+    names = [r["name"] for r in QUICK.runs()]
+    assert names[0] == run_name("docking", "act", 50, 1) and len(names) == len(set(names))
+    # full: >= 3 seeds for every (task, policy) at the main demo count, ALOHA ~10k steps, >= 50 eval episodes
+    assert len(FULL.seeds) >= 3 and FULL.eval_episodes >= 50
+    assert FULL.steps["aloha_transfer_cube"] == 10000
+    for t in FULL.tasks:
+        assert t.demo_seed + 150 < t.heldout_seed < t.route_seed < t.eval_seed < t.rollout_seed
+    d = FULL.task("docking")
+    flags = {p: policy_args(p, d, 100, False) for p in ("act", "diffusion", "hybrid_act_c")}
+    for p in ("act", "hybrid_act_c"):
+        assert "--policy.dim_model=128" in flags[p] and "--policy.chunk_size=20" in flags[p]
+    assert "--policy.horizon=20" in flags["diffusion"] and "--policy.down_dims=[64,128]" in flags["diffusion"]
+    assert all("--policy.pretrained_backbone_weights=null" in f for f in flags.values())
+
+
+# ----------------------------------------------------------------------------------------------- report
+def _fake_run(policy, n, seed, k, n_ep=10, stochastic=True):
+    ci = {"mean": 0.5, "ci": [0.4, 0.6], "n": 8}
+    sm = {m: ci for m in ("mean_step", "jerk_rms", "boundary_jump", "interior_step", "boundary_ratio")}
+    ev = {"successes": k, "n": n_ep, "success_rate": k / n_ep, "wilson95": [0, 1], "max_reward_mean": 0.3,
+          "per_episode_success": [True] * k + [False] * (n_ep - k)}
+    return {
+        "name": run_name("docking", policy, n, seed), "task": "docking", "policy": policy, "n_demos": n,
+        "seed": seed, "steps": 20, "profile": "smoke",
+        "train": {"wall_s": 10.0, "wall_s_per_step": 0.5, "updt_s_mean": 0.1},
+        "eval": ev, "eval_ensemble": ev,
+        "metrics": {
+            "fidelity": {"chunk_mse": {"mean": 0.2 + seed, "ci": [0.1, 0.3], "n": 8},
+                         "best_of_k_mse": ci if stochastic else None, "mean_of_k_mse": ci if stochastic else None,
+                         "diversity": ci, "k": 3},
+            "inference": {"ms_per_chunk": 12.0},
+            "latent": {"kl": {"kl": 0.3, "active_dims": 2, "latent_dim": 8},
+                       "route_accuracy": {"posterior_mean": {"0": 0.9}},
+                       "z_scatter": {"posterior_mean": {"z": [[0, 1], [1, 0], [2, 2]], "route": [0, 1, 1]}}},
+            "rollouts": {"summary": {"success_rate": 0.5, "collision_rate": 0.25, "mode_averaging_rate": 0.0, "n": 4},
+                         "smoothness": sm},
+            "rollouts_ensemble": {"summary": {"success_rate": 0.5, "collision_rate": 0.0, "n": 4}, "smoothness": sm},
+            "routes": {"coverage": {"mean": 1.0, "ci": [1, 1], "n": 1}, "entropy": {"mean": 1.0, "ci": [1, 1], "n": 1},
+                       "same_route_free": 0.5, "same_route_held_z": 1.0, "R": 3,
+                       "trajectories": [{"start": 900, "route": r, "success": True,
+                                         "xy": [[1, 0], [2, r * 2 - 1], [3, 0]]} for r in (0, 1)]},
+        },
+    }
+
+
+def test_report_on_fabricated_runs(tmp_path):
+    out = tmp_path / "res"
+    (out / "runs").mkdir(parents=True)
+    runs = [_fake_run("act", 6, 1, 3, stochastic=False), _fake_run("hybrid_act_c", 6, 1, 7),
+            _fake_run("hybrid_act_c", 6, 2, 9)]
+    for r in runs:
+        (out / "runs" / f"{r['name']}.json").write_text(json.dumps(r))
+    (out / "runs" / "broken.json").write_text("{not json")  # a run being written: ignored
+    paths = write_report(out, SMOKE, command="hybrid-act-ablation --profile smoke")
+    names = {p.name for p in paths}
+    assert {"results.json", "results.md", "README_section.md", "success_vs_demos.png", "smoothness.png",
+            "docking_routes.png", "z_scatter.png"} <= names
+    res = json.loads((out / "results.json").read_text())
+    assert res["profile"] == "smoke" and res["hardware"]["nproc"] >= 1
+    assert res["runs_missing"] == []  # smoke plans act + C at seed 1; both present
+    c = next(g for g in res["groups"] if g["policy"] == "hybrid_act_c")
+    assert c["seeds"] == [1, 2]
+    assert c["success"]["k"] == 16 and c["success"]["n"] == 20  # pooled over seeds
+    lo, hi = c["success"]["wilson95"]
+    assert lo < 0.8 < hi
+    assert c["chunk_mse"]["mean"] == pytest.approx(1.7) and c["chunk_mse"]["ci_over"] == "seeds"
+    a = next(g for g in res["groups"] if g["policy"] == "act")
+    assert a["best_of_k_mse"] is None and a["chunk_mse"]["ci_over"] == "items"
+    md = (out / "results.md").read_text()
+    assert "| hybrid_act_c | 80% (16/20;" in md and "profile 'smoke'" in md
+    sec = (out / "README_section.md").read_text()
+    assert "hybrid-act-ablation --profile smoke" in sec and "CPU cores" in sec
+    # aggregate is pure: same groups from the same runs
+    assert len(aggregate(runs)) == 2
+
+
+def test_report_with_no_runs(tmp_path):
+    paths = write_report(tmp_path, QUICK, command="x")
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["groups"] == [] and len(res["runs_missing"]) == len(QUICK.runs())
+    assert "no finished runs" in (tmp_path / "results.md").read_text()
+    assert all(p.exists() for p in paths)
+
+
+# -------------------------------------------------------------------------------------------- end to end
+@pytest.mark.slow
+def test_smoke_profile_end_to_end(tmp_path):
+    """The real CLI: record -> lerobot-train -> lerobot-eval (x2) -> metrics -> report, then resume = no-op."""
+    exe = Path(sys.executable).parent / "hybrid-act-ablation"
+    out, work = tmp_path / "results", tmp_path / "work"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl"}
+    cmd = [str(exe), "--profile", "smoke", "--out", str(out), "--work", str(work)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    assert sorted(res["runs_present"]) == sorted(r["name"] for r in SMOKE.runs())
+    for g in res["groups"]:
+        assert g["success"]["n"] == SMOKE.eval_episodes and g["seeds"] == [1]
+        assert g["chunk_mse"]["mean"] is not None and g["ms_per_chunk"]["mean"] > 0
+    run = json.loads((out / "runs" / f"{run_name('docking', 'hybrid_act_c', 6, 1)}.json").read_text())
+    assert run["metrics"]["latent"]["kl"]["latent_dim"] == 8
+    assert "same_route_held_z" in run["metrics"]["routes"]
+    assert (out / "success_vs_demos.png").stat().st_size > 0
+    p2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p2.returncode == 0 and p2.stdout.count("done already, skipped") == 2
