@@ -91,7 +91,7 @@ class HybridActPolicy(PreTrainedPolicy):
         """Use this z (shape (latent_dim,) or (B, latent_dim)) for every chunk until ``set_style(None)``."""
         self._explicit_z = None if z is None else self.model.style.check_z(z)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def select_action(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
         self.eval()
         if self.config.temporal_ensemble_coeff is not None:
@@ -101,7 +101,7 @@ class HybridActPolicy(PreTrainedPolicy):
             self._action_queue.extend(actions.transpose(0, 1))
         return self._action_queue.popleft()
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def predict_action_chunk(
         self, batch: dict[str, Tensor], z: Tensor | None = None, generator: torch.Generator | None = None, **kwargs
     ) -> Tensor:
@@ -278,9 +278,13 @@ class HybridActModel(nn.Module):
         shape = (batch_size, self.config.chunk_size, self.denoiser.action_dim)
         x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
         x = x.to(obs.tokens)
-        for t in self.sampler.timesteps:
-            t_batch = torch.full((batch_size,), int(t), device=x.device, dtype=torch.long)
-            model_out = self.denoiser(x, t_batch, obs, z)
+        timesteps = self.sampler.timesteps
+        # Everything that does not depend on the noisy chunk is computed once per chunk: the memory's
+        # cross-attention keys/values and, for all sampler timesteps at once, every layer's FiLM parameters.
+        memory_kv = self.denoiser.memory_kv(obs)
+        films = self.denoiser.films(timesteps.to(x.device).view(-1, 1).expand(-1, batch_size), z)
+        for i, t in enumerate(timesteps):
+            model_out = self.denoiser.run(x, [film[i] for film in films], memory_kv)
             x = self.sampler.step(model_out, t, x, generator=generator).prev_sample
         return x
 
@@ -503,7 +507,13 @@ def _mlp(d_in: int, d_out: int) -> nn.Sequential:
 
 class ChunkDenoiser(nn.Module):
     """Transformer over the chunk's positions: self-attention, cross-attention to the observation tokens,
-    feed-forward; each sub-layer's pre-norm output is FiLM-modulated by [timestep embedding, z]."""
+    feed-forward; each sub-layer's pre-norm output is FiLM-modulated by [timestep embedding, z].
+
+    Sampling splits the work so that each denoising step runs only what depends on the noisy chunk:
+    ``memory_kv`` (cross-attention keys/values of the observation tokens) once per chunk, ``films`` (timestep
+    embedding -> conditioning MLP -> every layer's FiLM) once per chunk for all the sampler's timesteps, and
+    ``run`` per step. ``forward`` (training, one timestep per sample) composes the three.
+    """
 
     def __init__(self, config: HybridActConfig, z_dim: int):
         super().__init__()
@@ -520,21 +530,38 @@ class ChunkDenoiser(nn.Module):
         self.action_out = nn.Linear(d, self.action_dim)
 
     def forward(self, noisy: Tensor, t: Tensor, obs: EncodedObservation, z: Tensor | None) -> Tensor:
+        return self.run(noisy, self.films(t, z), self.memory_kv(obs))
+
+    def films(self, t: Tensor, z: Tensor | None) -> list[Tensor]:
+        """Every layer's FiLM parameters for timesteps ``t`` of shape (B,) or (T, B): (*t.shape, 1, 9 d) each."""
         cond = self.time_emb(t)
         if z is not None:
-            cond = torch.cat([cond, z], dim=-1)
+            cond = torch.cat([cond, z.expand(*t.shape, z.shape[-1])], dim=-1)
         cond = self.cond(cond)
-        x = self.action_in(noisy) + self.chunk_pos
+        return [layer.film(cond).unsqueeze(-2) for layer in self.layers]
+
+    def memory_kv(self, obs: EncodedObservation) -> list[tuple[Tensor, Tensor]]:
+        """Every layer's cross-attention keys and values of the observation tokens (constant over a chunk)."""
         memory_keys = obs.tokens + obs.pos
-        for layer in self.layers:
-            x = layer(x, cond, memory_keys, obs.tokens)
+        return [layer.cross_kv(memory_keys, obs.tokens) for layer in self.layers]
+
+    def run(self, noisy: Tensor, films: list[Tensor], memory_kv: list[tuple[Tensor, Tensor]]) -> Tensor:
+        x = self.action_in(noisy) + self.chunk_pos
+        for layer, film, (k, v) in zip(self.layers, films, memory_kv, strict=True):
+            x = layer(x, film, k, v)
         return self.action_out(self.norm_out(x))
 
 
 class DenoiserLayer(nn.Module):
+    """Pre-norm FiLM transformer layer. The ``nn.MultiheadAttention`` modules hold the attention weights
+    (checkpoint layout); the forward pass uses them through ``F.scaled_dot_product_attention`` directly, so
+    that the cross-attention keys/values can be computed once per chunk (``cross_kv``)."""
+
     def __init__(self, config: HybridActConfig):
         super().__init__()
         d = config.denoiser_dim_model
+        self.n_heads = config.n_heads
+        self.attn_dropout = config.dropout
         self.self_attn = nn.MultiheadAttention(d, config.n_heads, dropout=config.dropout, batch_first=True)
         self.cross_attn = nn.MultiheadAttention(d, config.n_heads, dropout=config.dropout, batch_first=True)
         self.ff = nn.Sequential(
@@ -550,12 +577,28 @@ class DenoiserLayer(nn.Module):
         nn.init.zeros_(self.film.bias)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor, cond: Tensor, memory_keys: Tensor, memory: Tensor) -> Tensor:
-        film = self.film(cond).unsqueeze(1).chunk(9, dim=-1)
+    def _heads(self, x: Tensor) -> Tensor:  # (B, S, d) -> (B, heads, S, d / heads)
+        return x.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)
+
+    def _attend(self, attn: nn.MultiheadAttention, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_dropout if self.training else 0.0)
+        return F.linear(out.transpose(1, 2).flatten(2), attn.out_proj.weight, attn.out_proj.bias)
+
+    def cross_kv(self, memory_keys: Tensor, memory: Tensor) -> tuple[Tensor, Tensor]:
+        d = memory.shape[-1]
+        w, b = self.cross_attn.in_proj_weight, self.cross_attn.in_proj_bias
+        return self._heads(F.linear(memory_keys, w[d : 2 * d], b[d : 2 * d])), self._heads(F.linear(memory, w[2 * d :], b[2 * d :]))
+
+    def forward(self, x: Tensor, film: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        film = film.chunk(9, dim=-1)
         h = self.norms[0](x) * (1 + film[0]) + film[1]
-        x = x + film[2] * self.dropout(self.self_attn(h, h, h, need_weights=False)[0])
+        qkv = F.linear(h, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias)
+        q_s, k_s, v_s = (self._heads(t) for t in qkv.chunk(3, dim=-1))
+        x = x + film[2] * self.dropout(self._attend(self.self_attn, q_s, k_s, v_s))
         h = self.norms[1](x) * (1 + film[3]) + film[4]
-        x = x + film[5] * self.dropout(self.cross_attn(h, memory_keys, memory, need_weights=False)[0])
+        d = h.shape[-1]
+        q = self._heads(F.linear(h, self.cross_attn.in_proj_weight[:d], self.cross_attn.in_proj_bias[:d]))
+        x = x + film[5] * self.dropout(self._attend(self.cross_attn, q, k, v))
         h = self.norms[2](x) * (1 + film[6]) + film[7]
         return x + film[8] * self.dropout(self.ff(h))
 
