@@ -48,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     from .report import write_report
 
+    if a.report_only:  # keep the command that produced the runs
+        import json
+
+        prev = out / "results.json"
+        if prev.exists():
+            c = json.loads(prev.read_text()).get("command", "")
+            if c and "--report-only" not in c:
+                command = c
     paths = write_report(out, prof, command=command)
     print(f"report: {', '.join(str(x) for x in paths)} ({time.perf_counter() - t0:.0f}s)")
     return 0

@@ -163,10 +163,11 @@ SMOKE = Profile(
 QUICK = Profile(
     name="quick",
     description=(
-        "QUICK profile: docking only, 1 training seed, 1000 gradient steps, 30 eval episodes; a sanity "
+        "QUICK profile: docking only, 1 training seed, 2000 gradient steps (the quickstart preset), 30 eval "
+        "episodes; a sanity "
         "check of the protocol on a shared 2-core CPU, not the ablation's answer (see the full profile)"
     ),
-    tasks=(DOCKING,), policies=POLICIES, steps={"docking": 1000},
+    tasks=(DOCKING,), policies=POLICIES, steps={"docking": 2000},
     main_n_demos={"docking": 50}, extra_n_demos={"docking": (10,)},
     sample_efficiency_policies=("act", "hybrid_act_c"),
     seeds=(1,), eval_episodes=30, n_heldout=20, fidelity_obs=32, k_samples=6, smooth_episodes=4,

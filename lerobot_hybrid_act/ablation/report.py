@@ -43,7 +43,10 @@ METRIC_DEFS = {
     "same_route_free": "docking: fraction of rollout pairs from one start (fresh z each) taking the same route",
     "same_route_held_z": "docking B/C: fraction of rollout pairs with the same held z taking the same route",
     "route_acc": "docking: leave-one-out nearest-centroid accuracy of the route from the latent at an episode's "
-                 "frame 0 (held-out demos): posterior mean (act, C), prior mean (C), f(obs) (B)",
+                 "frame 0 (held-out demos): posterior mean (act, C), prior mean (C), f(obs) (B). The route is drawn "
+                 "independently of the layout, so from the observation alone (prior mean, f(obs)) chance is the "
+                 "ceiling; leave-one-out nearest-centroid is biased *below* 0.5 when the latent carries no route "
+                 "information, so only values well above 0.5 mean anything",
     "kl": "KL (nats, summed over dims) on held-out chunks: act q(z|a,s) vs N(0,I); C q(z|a,obs) vs p(z|obs)",
     "active_dims": "latent dims whose mean KL > 0.01 nats",
     "s_per_step": "lerobot-train wall time / steps (includes startup and checkpointing)",
@@ -152,6 +155,7 @@ def aggregate(runs: list[dict]) -> list[dict]:
                 "same_route_held_z": col("metrics", "routes", "same_route_held_z"),
                 "R": _get(rs[0], "metrics", "routes", "R"),
             }
+            g["route_starts"] = [p["start_seed"] for p in (_get(rs[0], "metrics", "routes", "per_start") or [])]
             acc = _get(rs[0], "metrics", "latent", "route_accuracy") or {}
             g["route_accuracy"] = {
                 key: {off: col("metrics", "latent", "route_accuracy", key, off) for off in offs}
@@ -159,6 +163,10 @@ def aggregate(runs: list[dict]) -> list[dict]:
             }
         out.append(g)
     return out
+
+
+def _starts(groups) -> list:
+    return sorted({s for g in groups for s in (g.get("route_starts") or [])})
 
 
 def _porder(p):
@@ -171,14 +179,14 @@ def _f(x, d=3, pct=False):
     if isinstance(x, dict):
         if x.get("mean") is None:
             return "–"
-        m, ci = x["mean"], x.get("ci")
+        m, ci = x["mean"] + 0.0, x.get("ci")  # + 0.0: no "-0.00"
         if pct:
             return f"{100 * m:.0f}%"
         s = f"{m:.{d}f}"
         if ci and ci[0] is not None and x.get("n", 1) > 1:
             s += f" [{ci[0]:.{d}f}, {ci[1]:.{d}f}]"
         return s
-    return f"{x:.{d}f}"
+    return f"{x + 0.0:.{d}f}"
 
 
 def _succ(s):
@@ -197,7 +205,7 @@ def tables(groups: list[dict], profile) -> str:
             continue
         lines += [f"### {task} ({main_n} demos, {tg[0]['steps']} steps, seeds {sorted({s for g in tg for s in g['seeds']})})", ""]
         lines += ["| policy | success (k/n; 95% CI) | success w/ ensembling | chunk MSE | best-of-K | mean-of-K | "
-                  "diversity | mean step | jerk RMS | boundary ratio | KL (active/dims) | train s/step | ms/chunk |",
+                  "diversity | mean step | jerk RMS | boundary ratio | KL (active/dims) | train s/step (wall; update) | ms/chunk |",
                   "|" + "---|" * 13]
         for g in tg:
             q = g["smooth"].get("queue", {})
@@ -206,10 +214,15 @@ def tables(groups: list[dict], profile) -> str:
                 f"| {g['policy']} | {_succ(g['success'])} | {_succ(g['success_ensemble'])} | {_f(g['chunk_mse'])} | "
                 f"{_f(g['best_of_k_mse'])} | {_f(g['mean_of_k_mse'])} | {_f(g['diversity'])} | "
                 f"{_f(q.get('mean_step'))} | {_f(q.get('jerk_rms'))} | {_f(q.get('boundary_ratio'), 2)} | {kl} | "
-                f"{_f(g['s_per_step'], 2)} | {_f(g['ms_per_chunk'], 1)} |")
+                f"{_f(g['s_per_step'], 3)}; {_f(g['updt_s'], 3)} | {_f(g['ms_per_chunk'], 1)} |")
         lines.append("")
         if task == "docking":
-            lines += ["| policy | collision rate | mode averaging | route coverage | route entropy (bits) | "
+            n_ro = tg[0]["rollouts"].get("queue", {}).get("n_per_seed")
+            R = (tg[0].get("routes") or {}).get("R")
+            lines += [f"In-process docking rollouts: collision / mode averaging over n={n_ro} episodes per seed "
+                      f"(seeds 2000..); routes over R={R} rollouts from each of {len(_starts(tg))} start(s); "
+                      "held z: pairs of rollouts sharing one z.", "",
+                      "| policy | collision rate | mode averaging | route coverage | route entropy (bits) | "
                       "same route, fresh z | same route, held z | route from latent (frame 0) |", "|" + "---|" * 8]
             for g in tg:
                 ro = g["rollouts"].get("queue", {})
@@ -245,7 +258,7 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
     paths = []
     tasks = sorted({g["task"] for g in groups})
     # 1. success vs demos
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(7.5, 5 * len(tasks)), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for p in POLICY_ORDER:
             gs = sorted([g for g in groups if g["task"] == task and g["policy"] == p and g["success"]],
@@ -262,7 +275,7 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
         ax.set_ylabel("success (95% Wilson CI)")
         ax.set_ylim(-0.05, 1.05)
         ax.legend(fontsize=7)
-    fig.suptitle(f"Success vs demos — {label}", fontsize=9)
+    fig.suptitle(f"Success vs demos\n{label}", fontsize=9)
     fig.tight_layout()
     paths.append(_save(fig, out / "success_vs_demos.png"))
     # 2. smoothness bars
@@ -384,6 +397,8 @@ def write_report(out, profile, command: str = "") -> list[Path]:
     head = (f"Profile **{profile.name}** — {profile.description}.\n\n"
             f"Command: `{command}`. Hardware: {hw['nproc']} CPU cores ({hw['cpu_model']}), "
             f"torch {hw['torch']}, 1 intra-op thread per process, GPU: {hw['gpu']}. "
+            f"Sum of run wall times: {sum(r.get('run_wall_s', 0) for r in runs) / 60:.0f} min "
+            f"(datasets recorded once, not included; the machine was shared with other jobs). "
             f"Runs finished: {len(present)}/{len(planned)}"
             + (f" (missing: {', '.join(res['runs_missing'])})" if res["runs_missing"] else "") + ".\n")
     md = f"# Ablation results — {label}\n\n{head}\n{table}\n\n## Metric definitions\n\n" + "\n".join(

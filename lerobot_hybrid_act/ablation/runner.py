@@ -178,6 +178,11 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
     done, failed = [], []
     for i, run in enumerate(plan):
         res_path = out / "runs" / f"{run['name']}.json"
+        if res_path.exists() and not _matches(res_path, run, profile):
+            stale = out / "stale" / f"{run['name']}.{int(time.time())}.json"
+            stale.parent.mkdir(exist_ok=True)
+            res_path.replace(stale)
+            log(f"[{i + 1}/{len(plan)}] {run['name']}: result from other settings moved to {stale}")
         if res_path.exists():
             log(f"[{i + 1}/{len(plan)}] {run['name']}: done already, skipped")
             done.append(res_path)
@@ -209,6 +214,12 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     ckpt = train_dir / "checkpoints" / "last" / "pretrained_model"
     train_log = logs / f"{run['name']}.train.log"
     meta_path = train_dir / "ablation_train.json"
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("steps") != run["steps"]:
+        import shutil
+
+        shutil.rmtree(train_dir)  # trained with other settings: retrain
+        for e in (work / "eval").glob(run["name"] + "*"):
+            shutil.rmtree(e)
     if not (ckpt / "model.safetensors").is_file():
         if train_dir.exists():
             import shutil
@@ -217,7 +228,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
         if train_log.exists():
             train_log.unlink()
         wall = _run(train_cmd(run, task, data, train_dir, profile), train_log, profile.timeout_s)
-        meta_path.write_text(json.dumps({"wall_s": wall}))
+        meta_path.write_text(json.dumps({"wall_s": wall, "steps": run["steps"]}))
     wall = json.loads(meta_path.read_text())["wall_s"] if meta_path.exists() else None
     train = {"wall_s": wall, "steps": run["steps"], "batch_size": task.sizes.batch_size,
              **parse_train_log(train_log)}
@@ -259,6 +270,19 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     tmp.replace(res_path)
     log(f"  -> {res_path} ({result['run_wall_s']:.0f}s)")
     return res_path
+
+
+def _matches(res_path: Path, run: dict, profile: Profile) -> bool:
+    """A finished result counts only if it was made with this run's steps and eval budget."""
+    try:
+        r = json.loads(res_path.read_text())
+    except json.JSONDecodeError:
+        return False
+    return r.get("steps") == run["steps"] and _get_n(r) == profile.eval_episodes
+
+
+def _get_n(r: dict):
+    return (r.get("eval") or {}).get("n")
 
 
 def _json_default(o):
