@@ -28,7 +28,8 @@ COLORS = {"act": "tab:blue", "diffusion": "tab:gray", "hybrid_act_a": "tab:orang
 METRIC_DEFS = {
     "success": "success rate from lerobot-eval's per-episode `successes` (eval seeds 1000..), 95% Wilson CI",
     "success_ensemble": "the same checkpoint evaluated with temporal ensembling (coeff 0.01, a chunk every step)",
-    "max_reward": "mean over episodes of the episode's max reward (ALOHA: stage reached, 0-4)",
+    "max_reward": "mean over lerobot-eval episodes of the episode's max reward (ALOHA: stage reached, 0-4; "
+                  "docking: the shaped approach reward, 1 = docked)",
     "collision_rate": "docking: fraction of in-process rollouts (seeds 2000..) ending in a collision",
     "chunk_mse": "MSE of the predicted chunk vs the held-out demo's chunk, standardised action space "
                  "((a-mean)/std of the training data), first n_action_steps steps",
@@ -204,14 +205,15 @@ def tables(groups: list[dict], profile) -> str:
         if not tg:
             continue
         lines += [f"### {task} ({main_n} demos, {tg[0]['steps']} steps, seeds {sorted({s for g in tg for s in g['seeds']})})", ""]
-        lines += ["| policy | success (k/n; 95% CI) | success w/ ensembling | chunk MSE | best-of-K | mean-of-K | "
+        lines += ["| policy | success (k/n; 95% CI) | success w/ ensembling | max reward | chunk MSE | best-of-K | mean-of-K | "
                   "diversity | mean step | jerk RMS | boundary ratio | KL (active/dims) | train s/step (wall; update) | ms/chunk |",
-                  "|" + "---|" * 13]
+                  "|" + "---|" * 14]
         for g in tg:
             q = g["smooth"].get("queue", {})
             kl = "–" if g["kl"] is None else f"{_f(g['kl'], 2)} ({_f(g['active_dims'], 0)}/{g['latent_dim']})"
             lines.append(
-                f"| {g['policy']} | {_succ(g['success'])} | {_succ(g['success_ensemble'])} | {_f(g['chunk_mse'])} | "
+                f"| {g['policy']} | {_succ(g['success'])} | {_succ(g['success_ensemble'])} | "
+                f"{_f((g['success'] or {}).get('max_reward_mean'), 2)} | {_f(g['chunk_mse'])} | "
                 f"{_f(g['best_of_k_mse'])} | {_f(g['mean_of_k_mse'])} | {_f(g['diversity'])} | "
                 f"{_f(q.get('mean_step'))} | {_f(q.get('jerk_rms'))} | {_f(q.get('boundary_ratio'), 2)} | {kl} | "
                 f"{_f(g['s_per_step'], 3)}; {_f(g['updt_s'], 3)} | {_f(g['ms_per_chunk'], 1)} |")
