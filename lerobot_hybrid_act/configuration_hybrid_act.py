@@ -89,10 +89,12 @@ class HybridActConfig(PreTrainedConfig):
     dropout: float = 0.1
 
     # Denoiser transformer (ACT's decoder, now iterated): kept narrower than the encoder because it runs
-    # `num_inference_steps` times per chunk while the encoder runs once.
-    denoiser_dim_model: int = 256
-    denoiser_dim_feedforward: int = 1024
-    n_decoder_layers: int = 4
+    # `num_inference_steps` times per chunk while the encoder runs once. Defaults chosen by measurement
+    # (README "Speed", benchmarks/speed.py): at these sizes a chunk costs about what ACT's does on CPU. A
+    # wider denoiser (256, 1024, 4 layers) fits better per training step but costs ~6x per denoising step.
+    denoiser_dim_model: int = 128
+    denoiser_dim_feedforward: int = 512
+    n_decoder_layers: int = 2
 
     # Style latent.
     latent_dim: int = 32
@@ -100,7 +102,7 @@ class HybridActConfig(PreTrainedConfig):
 
     # Diffusion.
     num_train_timesteps: int = 100
-    num_inference_steps: int = 10
+    num_inference_steps: int = 4  # DDIM; fidelity vs steps flattens from ~4 (README "Speed")
     noise_scheduler_type: str = "DDIM"
     beta_schedule: str = "squaredcos_cap_v2"
     beta_start: float = 0.0001
