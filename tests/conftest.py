@@ -99,6 +99,19 @@ def train_steps(policy, batch, steps: int, lr: float = 1e-3):
     return policy
 
 
+def _nominal_docking_layout():
+    from lerobot_hybrid_act.docking import DockingLayout
+
+    # Start, obstacle and port on one axis: left and right around the obstacle are mirror images.
+    return DockingLayout(
+        start_x=1.0, start_y=0.0, start_heading=0.0, port_x=8.8, port_y=0.0, port_heading=0.0,
+        obstacle_x=4.9, obstacle_y=0.0, obstacle_radius=1.2,
+    )  # fmt: skip
+
+
+NOMINAL_DOCKING_LAYOUT = _nominal_docking_layout()
+
+
 @pytest.fixture(params=VARIANTS)
 def variant(request) -> str:
     return request.param

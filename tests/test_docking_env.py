@@ -10,6 +10,7 @@ from dataclasses import replace  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from conftest import NOMINAL_DOCKING_LAYOUT  # noqa: E402
 from lerobot_hybrid_act.docking.env import (  # noqa: E402
     ENV_STATE_DIM,
     STATE_DIM,
@@ -27,17 +28,7 @@ from lerobot_hybrid_act.docking.expert import (  # noqa: E402
 )
 from lerobot_hybrid_act.docking.metrics import route_label, style_from_trajectory  # noqa: E402
 
-NOMINAL = DockingLayout(
-    start_x=1.0,
-    start_y=0.0,
-    start_heading=0.0,
-    port_x=8.8,
-    port_y=0.0,
-    port_heading=0.0,
-    obstacle_x=4.9,
-    obstacle_y=0.0,
-    obstacle_radius=1.2,
-)
+NOMINAL = NOMINAL_DOCKING_LAYOUT
 
 
 def test_reset_is_deterministic_by_seed():

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import NOMINAL_DOCKING_LAYOUT  # noqa: E402
 from lerobot_hybrid_act.docking.env import DockingEnv, DockingLayout
 from lerobot_hybrid_act.docking.expert import run_expert_episode
 from lerobot_hybrid_act.docking.metrics import (
@@ -25,17 +26,7 @@ from lerobot_hybrid_act.docking.metrics import (
     summarize_rollouts,
 )
 
-LAYOUT = DockingLayout(
-    start_x=1.0,
-    start_y=0.0,
-    start_heading=0.0,
-    port_x=8.8,
-    port_y=0.0,
-    port_heading=0.0,
-    obstacle_x=4.9,
-    obstacle_y=0.0,
-    obstacle_radius=1.2,
-)
+LAYOUT = NOMINAL_DOCKING_LAYOUT
 
 
 def detour(side: float, clearance: float = 0.6, n: int = 200) -> np.ndarray:
