@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=["top"],
         help="cameras to record (space or comma separated; 'none' or nothing for a state-only dataset)",
     )
-    p.add_argument("--noise", type=float, default=0.0, help="uniform noise (m) on scripted waypoints")
+    p.add_argument("--noise", type=float, default=0.0, help="scripted-expert noise (ALOHA: uniform, metres, on waypoints; docking: std of the action noise)")
     p.add_argument("--seed", type=int, default=0, help="first demo seed (episode attempts use seed, seed+1, ...)")
     p.add_argument(
         "--max-attempts",
