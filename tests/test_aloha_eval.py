@@ -13,28 +13,13 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from conftest import TINY as CORE_TINY  # noqa: E402
 
 IMG_H, IMG_W = 32, 48
 
 
-# Tiny architecture; only the fields a policy's config actually has are passed.
-TINY = dict(
-    chunk_size=10,
-    n_action_steps=10,
-    dim_model=32,
-    n_heads=2,
-    dim_feedforward=64,
-    n_encoder_layers=1,
-    n_decoder_layers=1,
-    n_vae_encoder_layers=1,
-    latent_dim=8,
-    pretrained_backbone_weights=None,  # offline: no torchvision download
-    use_vae=False,
-    denoiser_dim_model=32,
-    denoiser_dim_feedforward=64,
-    num_train_timesteps=20,
-    num_inference_steps=4,
-)
+# The core tests' tiny architecture (+ ACT's use_vae); only the fields a policy's config has are passed.
+TINY = {**CORE_TINY, "chunk_size": 10, "n_action_steps": 10, "latent_dim": 8, "use_vae": False}
 
 
 def make_tiny_checkpoint(policy_type: str, path: Path, env_state_dim: int = 7) -> Path:
