@@ -14,7 +14,7 @@ import pytest
 
 from lerobot_hybrid_act.ablation import metrics as M
 from lerobot_hybrid_act.ablation.profiles import FULL, PROFILES, QUICK, SMOKE, get_profile, run_name
-from lerobot_hybrid_act.ablation.report import aggregate, write_report
+from lerobot_hybrid_act.ablation.report import aggregate, coverage_table, write_report
 from lerobot_hybrid_act.ablation.runner import policy_args
 
 
@@ -172,8 +172,17 @@ def test_report_with_no_runs(tmp_path):
     paths = write_report(tmp_path, QUICK, command="x")
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["groups"] == [] and len(res["runs_missing"]) == len(QUICK.runs())
-    assert "no finished runs" in (tmp_path / "results.md").read_text()
+    md = (tmp_path / "results.md").read_text()
+    assert "no finished runs" in md and "Runs finished: 0/7" in md
     assert all(p.exists() for p in paths)
+
+
+def test_coverage_table_marks_each_finished_seed():
+    table = coverage_table(FULL, ["docking__act__n50__s2", "aloha_insertion__hybrid_act_c__n50__s1"])
+    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in table.splitlines()}
+    assert rows["docking", "50"].split("|")[3].strip() == "· s2 ·"  # act: seeds 1, 2, 3 in plan order
+    assert rows["aloha_insertion", "50"].split("|")[-2].strip() == "s1 · ·"  # hybrid_act_c
+    assert not any(f"s{i}" in rows["docking", "10"] for i in (1, 2, 3))  # nothing finished with 10 demos
 
 
 # -------------------------------------------------------------------------------------------- end to end

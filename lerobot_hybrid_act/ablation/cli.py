@@ -3,6 +3,11 @@
     hybrid-act-ablation --profile quick --out results/quick          # <= 30 min on 2 CPU cores
     nohup hybrid-act-ablation --profile full --out results/full > full.log 2>&1 &   # hours; resumable
     hybrid-act-ablation --profile full --out results/full --report-only  # re-aggregate what exists
+
+One process uses one core. To use two, start two workers on disjoint runs (``--only`` matches run names):
+
+    nohup hybrid-act-ablation --profile full --out results/full --only docking__ > docking.log 2>&1 &
+    nohup hybrid-act-ablation --profile full --out results/full --only aloha_ > aloha.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     prof = get_profile(a.profile)
     out = Path(a.out or f"results/{prof.name}")
     work = Path(a.work or f"outputs/ablation/{prof.name}")
-    command = "hybrid-act-ablation " + " ".join(shlex.quote(x) for x in argv)
+    # The runs depend only on the profile (``--only`` splits them between workers, ``--report-only`` re-reads
+    # them), so the report names the one command that reproduces every run.
+    command = f"hybrid-act-ablation --profile {prof.name} --out {shlex.quote(str(out))}"
     t0 = time.perf_counter()
     if not a.report_only:
         if not prof.runnable and not a.force:
@@ -48,14 +55,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     from .report import write_report
 
-    if a.report_only:  # keep the command that produced the runs
-        import json
-
-        prev = out / "results.json"
-        if prev.exists():
-            c = json.loads(prev.read_text()).get("command", "")
-            if c and "--report-only" not in c:
-                command = c
     paths = write_report(out, prof, command=command)
     print(f"report: {', '.join(str(x) for x in paths)} ({time.perf_counter() - t0:.0f}s)")
     return 0

@@ -373,6 +373,23 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def coverage_table(profile, present: list[str]) -> str:
+    """Which planned runs exist: one row per (task, demos), one cell per policy listing the seeds finished."""
+    have = set(present)
+    rows, cells = [], defaultdict(list)
+    for r in profile.runs():
+        key = (r["task"], r["n_demos"])
+        if key not in rows:
+            rows.append(key)
+        cells[key, r["policy"]].append(f"s{r['seed']}" if r["name"] in have else "·")
+    pols = [p for p in POLICY_ORDER if any((k, p) in cells for k in rows)]
+    lines = ["| task | demos | " + " | ".join(pols) + " |", "|---|---|" + "---|" * len(pols)]
+    for task, n in rows:
+        lines.append(f"| {task} | {n} | " + " | ".join(" ".join(cells.get(((task, n), p), ["n/a"])) for p in pols)
+                     + " |")
+    return "Finished runs (seed sN finished, · planned and not yet run):\n\n" + "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------- writer
 def write_report(out, profile, command: str = "") -> list[Path]:
     from .runner import hardware
@@ -402,7 +419,9 @@ def write_report(out, profile, command: str = "") -> list[Path]:
             f"Sum of run wall times: {sum(r.get('run_wall_s', 0) for r in runs) / 60:.0f} min "
             f"(datasets recorded once, not included; the machine was shared with other jobs). "
             f"Runs finished: {len(present)}/{len(planned)}"
-            + (f" (missing: {', '.join(res['runs_missing'])})" if res["runs_missing"] else "") + ".\n")
+            + (" (which ones: the table below)." if res["runs_missing"] else ".") + "\n")
+    if res["runs_missing"]:
+        head += "\n" + coverage_table(profile, present) + "\n"
     md = f"# Ablation results — {label}\n\n{head}\n{table}\n\n## Metric definitions\n\n" + "\n".join(
         f"- **{k}**: {v}" for k, v in METRIC_DEFS.items()) + "\n"
     (out / "results.md").write_text(md)

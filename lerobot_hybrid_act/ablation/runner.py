@@ -174,7 +174,6 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
     plan = profile.runs()
     if only:
         plan = [r for r in plan if any(o in r["name"] for o in only)]
-    (out / "plan.json").write_text(json.dumps({"profile": profile.name, "runs": [r["name"] for r in plan]}, indent=1))
     done, failed = [], []
     for i, run in enumerate(plan):
         res_path = out / "runs" / f"{run['name']}.json"
