@@ -14,8 +14,8 @@ import pytest
 
 from lerobot_hybrid_act.ablation import metrics as M
 from lerobot_hybrid_act.ablation.profiles import FULL, PROFILES, QUICK, SMOKE, get_profile, run_name
-from lerobot_hybrid_act.ablation.report import aggregate, coverage_table, write_report
-from lerobot_hybrid_act.ablation.runner import policy_args
+from lerobot_hybrid_act.ablation.report import aggregate, coverage_table, splice_readme, write_report
+from lerobot_hybrid_act.ablation.runner import eval_variants, policy_args
 
 
 # ------------------------------------------------------------------------------------------- smoothness
@@ -107,6 +107,34 @@ def test_profiles_plan_and_policy_flags():
     assert all("--policy.pretrained_backbone_weights=null" in f for f in flags.values())
 
 
+def test_eval_variants_per_policy():
+    keys = {p: [k for k, _, _ in eval_variants(FULL, p)] for p in ("act", "diffusion", "hybrid_act_b", "hybrid_act_c")}
+    assert keys == {"act": ["eval", "eval_ensemble"], "diffusion": ["eval"],
+                    "hybrid_act_b": ["eval", "eval_ensemble"], "hybrid_act_c": ["eval", "eval_ensemble", "eval_hold"]}
+    hold = dict((k, f) for k, _, f in eval_variants(FULL, "hybrid_act_c"))["eval_hold"]
+    assert hold == ["--policy.z_mode=hold"]  # no ensembling flags: one change at a time
+
+
+def test_backfill_adds_only_missing_evals(tmp_path, monkeypatch):
+    """A run finished before ``eval_hold`` existed gets exactly that eval added; everything else is kept."""
+    from lerobot_hybrid_act.ablation import runner
+
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    run = next(r for r in FULL.runs() if r["policy"] == "hybrid_act_c")
+    res_path = tmp_path / f"{run['name']}.json"
+    old = {"name": run["name"], "eval": {"n": 50}, "eval_ensemble": {"n": 50}, "checkpoint": str(ckpt), "x": 1}
+    res_path.write_text(json.dumps(old))
+    calls = []
+    monkeypatch.setattr(runner, "run_evals", lambda *a, keys=None, **k: calls.append(keys) or {"eval_hold": {"n": 50}})
+    assert not runner.backfill_evals(FULL, run, res_path, tmp_path, tmp_path, print)  # no model.safetensors yet
+    assert json.loads(res_path.read_text()) == old and calls == []
+    (ckpt / "model.safetensors").write_bytes(b"")
+    assert runner.backfill_evals(FULL, run, res_path, tmp_path, tmp_path, print)
+    assert calls == [{"eval_hold"}] and json.loads(res_path.read_text()) == {**old, "eval_hold": {"n": 50}}
+    assert runner.backfill_evals(FULL, run, res_path, tmp_path, tmp_path, print) and len(calls) == 1  # complete now
+
+
 # ----------------------------------------------------------------------------------------------- report
 def _fake_run(policy, n, seed, k, n_ep=10, stochastic=True):
     ci = {"mean": 0.5, "ci": [0.4, 0.6], "n": 8}
@@ -177,6 +205,22 @@ def test_report_with_no_runs(tmp_path):
     assert all(p.exists() for p in paths)
 
 
+def test_splice_readme_replaces_only_the_marked_block(tmp_path):
+    write_report(tmp_path, QUICK, command="x")
+    readme = tmp_path / "README.md"
+    readme.write_text("# T\nkeep\n<!-- ablation:quick start -->\nold numbers\n<!-- ablation:quick end -->\ntail\n"
+                      "<!-- ablation:metrics start -->\nold defs\n<!-- ablation:metrics end -->\n")
+    splice_readme(readme, tmp_path, "quick")
+    text = readme.read_text()
+    assert "old numbers" not in text and "Runs finished: 0/7" in text
+    assert "old defs" not in text and "- **chunk_mse**: MSE of the predicted chunk" in text
+    assert text.startswith("# T\nkeep\n") and "<!-- ablation:quick end -->\ntail\n" in text
+    splice_readme(readme, tmp_path, "quick")  # idempotent
+    assert readme.read_text() == text
+    with pytest.raises(ValueError, match="ablation:full start"):
+        splice_readme(readme, tmp_path, "full")
+
+
 def test_coverage_table_marks_each_finished_seed():
     table = coverage_table(FULL, ["docking__act__n50__s2", "aloha_insertion__hybrid_act_c__n50__s1"])
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in table.splitlines()}
@@ -203,6 +247,10 @@ def test_smoke_profile_end_to_end(tmp_path):
     run = json.loads((out / "runs" / f"{run_name('docking', 'hybrid_act_c', 6, 1)}.json").read_text())
     assert run["metrics"]["latent"]["kl"]["latent_dim"] == 8
     assert "same_route_held_z" in run["metrics"]["routes"]
+    assert run["eval_hold"]["n"] == SMOKE.eval_episodes and run["eval_hold"]["flags"] == ["--policy.z_mode=hold"]
+    assert "z_mode=hold" in (out / "logs" / f"{run['name']}.eval_hold.log").read_text()
+    act = json.loads((out / "runs" / f"{run_name('docking', 'act', 6, 1)}.json").read_text())
+    assert "eval_hold" not in act and act["eval_ensemble"]["n"] == SMOKE.eval_episodes
     assert (out / "success_vs_demos.png").stat().st_size > 0
     p2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p2.returncode == 0 and p2.stdout.count("done already, skipped") == 2

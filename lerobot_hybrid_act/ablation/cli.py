@@ -2,7 +2,7 @@
 
     hybrid-act-ablation --profile quick --out results/quick          # <= 30 min on 2 CPU cores
     nohup hybrid-act-ablation --profile full --out results/full > full.log 2>&1 &   # hours; resumable
-    hybrid-act-ablation --profile full --out results/full --report-only  # re-aggregate what exists
+    hybrid-act-ablation --profile full --out results/full --report-only --readme README.md  # re-aggregate
 
 One process uses one core. To use two, start two workers on disjoint runs (``--only`` matches run names):
 
@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", default=None, help="datasets/checkpoints (default outputs/ablation/<profile>)")
     p.add_argument("--only", nargs="*", default=None, help="run only runs whose name contains one of these")
     p.add_argument("--report-only", action="store_true", help="only aggregate existing run files")
+    p.add_argument("--readme", default=None, help="also write the report into this README between the markers "
+                   "<!-- ablation:<profile> start --> and <!-- ablation:<profile> end -->")
     p.add_argument("--force", action="store_true", help="run a profile marked not runnable here (gpu)")
     a = p.parse_args(argv)
     prof = get_profile(a.profile)
@@ -56,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     from .report import write_report
 
     paths = write_report(out, prof, command=command)
+    if a.readme:
+        from .report import splice_readme
+
+        splice_readme(Path(a.readme), out, prof.name)
+        paths.append(Path(a.readme))
     print(f"report: {', '.join(str(x) for x in paths)} ({time.perf_counter() - t0:.0f}s)")
     return 0
 

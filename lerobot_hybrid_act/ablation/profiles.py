@@ -116,6 +116,9 @@ class Profile:
     eval_episodes: int = 50
     ensemble_eval: bool = True  # second lerobot-eval with temporal ensembling (act and hybrids)
     ensemble_coeff: float = 0.01
+    # third lerobot-eval with --policy.z_mode=hold (one z ~ p(z|obs) per episode instead of one per chunk): does a
+    # committed style fix the chunk-to-chunk mode switching of per-chunk sampling? (C only: A has no z, B's is f(obs))
+    hold_eval_policies: tuple[str, ...] = ("hybrid_act_c",)
     n_heldout: int = 50  # held-out demos (chunk fidelity, latent probes)
     fidelity_obs: int = 64  # held-out observations for chunk fidelity
     k_samples: int = 8  # K chunks per observation (best-of-K, mean-of-K, diversity)

@@ -5,7 +5,7 @@ Layout (``work`` defaults to ``outputs/ablation/<profile>``, gitignored; ``out``
     work/data/<task>_n<N>        training demos (hybrid-act-record, seeds demo_seed..)
     work/data/<task>_heldout     held-out demos (seeds heldout_seed.., disjoint from training and eval seeds)
     work/train/<run>             lerobot-train output (checkpoints/last/pretrained_model)
-    work/eval/<run>[_ens]        lerobot-eval output (eval_info.json)
+    work/eval/<run>[_ens|_hold]  lerobot-eval output (eval_info.json): plain, temporal ensembling, z held (C)
     out/runs/<run>.json          one result file per finished run, written as soon as the run ends
     out/logs/<run>.log           subprocess logs
 
@@ -114,13 +114,65 @@ def train_cmd(run: dict, task: TaskSpec, data: Path, out: Path, profile: Profile
     ]
 
 
-def eval_cmd(ckpt: Path, task: TaskSpec, n_episodes: int, out: Path, ensemble: float | None) -> list[str]:
-    cmd = [str(BIN / "lerobot-eval"), f"--policy.path={ckpt}", "--policy.device=cpu", *task.env_args,
-           f"--eval.n_episodes={n_episodes}", f"--eval.batch_size={min(task.eval_batch_size, n_episodes)}",
-           "--eval.use_async_envs=false", f"--seed={task.eval_seed}", f"--output_dir={out}"]
-    if ensemble is not None:
-        cmd += [f"--policy.temporal_ensemble_coeff={ensemble}", "--policy.n_action_steps=1"]
-    return cmd
+def eval_variants(profile: Profile, policy: str) -> list[tuple[str, str, list[str]]]:
+    """(result key, eval dir suffix, extra lerobot-eval flags) of every evaluation a run of ``policy`` gets."""
+    out = [("eval", "", [])]
+    if profile.ensemble_eval and policy != "diffusion":
+        out.append(("eval_ensemble", "_ens", [f"--policy.temporal_ensemble_coeff={profile.ensemble_coeff}",
+                                              "--policy.n_action_steps=1"]))
+    if policy in profile.hold_eval_policies:
+        out.append(("eval_hold", "_hold", ["--policy.z_mode=hold"]))
+    return out
+
+
+def eval_cmd(ckpt: Path, task: TaskSpec, n_episodes: int, out: Path, extra: list[str] = ()) -> list[str]:
+    return [str(BIN / "lerobot-eval"), f"--policy.path={ckpt}", "--policy.device=cpu", *task.env_args,
+            f"--eval.n_episodes={n_episodes}", f"--eval.batch_size={min(task.eval_batch_size, n_episodes)}",
+            "--eval.use_async_envs=false", f"--seed={task.eval_seed}", f"--output_dir={out}", *extra]
+
+
+def run_evals(profile: Profile, run: dict, task: TaskSpec, ckpt: Path, work: Path, logs: Path, log,
+              keys: set[str] | None = None) -> dict:
+    """lerobot-eval the checkpoint once per variant (or only ``keys``); an existing eval_info.json is reused."""
+    evals = {}
+    for key, suffix, extra in eval_variants(profile, run["policy"]):
+        if keys is not None and key not in keys:
+            continue
+        edir = work / "eval" / (run["name"] + suffix)
+        if not (edir / "eval_info.json").is_file():
+            if edir.exists():
+                import shutil
+
+                shutil.rmtree(edir)
+            _run(eval_cmd(ckpt, task, profile.eval_episodes, edir, extra), logs / f"{run['name']}.{key}.log",
+                 profile.timeout_s)
+        evals[key] = parse_eval(edir / "eval_info.json", task.eval_seed)
+        evals[key]["flags"] = extra
+        if key == "eval_ensemble":
+            evals[key]["temporal_ensemble_coeff"] = profile.ensemble_coeff
+        log(f"  {key}: {evals[key]['successes']}/{evals[key]['n']}")
+    return evals
+
+
+def backfill_evals(profile: Profile, run: dict, res_path: Path, work: Path, logs: Path, log) -> bool:
+    """Add evaluation variants introduced after a run finished (e.g. ``eval_hold``) to its result file.
+
+    Only the missing lerobot-eval runs are done, on the run's own checkpoint; training and the other numbers are
+    untouched. Returns False when the checkpoint is gone (then the result stays as it is)."""
+    r = json.loads(res_path.read_text())
+    missing = {k for k, _, _ in eval_variants(profile, run["policy"])} - set(r)
+    ckpt = Path(r.get("checkpoint", ""))
+    if not missing:
+        return True
+    if not (ckpt / "model.safetensors").is_file():
+        log(f"  cannot add {sorted(missing)}: checkpoint {ckpt} is gone")
+        return False
+    log(f"  adding {sorted(missing)}")
+    r.update(run_evals(profile, run, profile.task(run["task"]), ckpt, work, logs, log, keys=missing))
+    tmp = res_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(r, indent=1, default=_json_default))
+    tmp.replace(res_path)
+    return True
 
 
 def parse_eval(path: Path, seed0: int) -> dict:
@@ -184,6 +236,10 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
             log(f"[{i + 1}/{len(plan)}] {run['name']}: result from other settings moved to {stale}")
         if res_path.exists():
             log(f"[{i + 1}/{len(plan)}] {run['name']}: done already, skipped")
+            try:
+                backfill_evals(profile, run, res_path, work, logs, log)
+            except Exception as e:  # the finished run stays valid without the new variant
+                log(f"  backfill FAILED: {str(e)[:2000]}")
             done.append(res_path)
             continue
         try:
@@ -233,22 +289,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
              **parse_train_log(train_log)}
     train["wall_s_per_step"] = wall / run["steps"] if wall else None
     log(f"  trained: {wall:.0f}s" if wall else "  trained")
-    evals = {}
-    variants = [("eval", None)]
-    if profile.ensemble_eval and run["policy"] != "diffusion":
-        variants.append(("eval_ensemble", profile.ensemble_coeff))
-    for key, coeff in variants:
-        edir = work / "eval" / (run["name"] + ("_ens" if coeff else ""))
-        if not (edir / "eval_info.json").is_file():
-            if edir.exists():
-                import shutil
-
-                shutil.rmtree(edir)
-            _run(eval_cmd(ckpt, task, profile.eval_episodes, edir, coeff), logs / f"{run['name']}.{key}.log",
-                 profile.timeout_s)
-        evals[key] = parse_eval(edir / "eval_info.json", task.eval_seed)
-        evals[key]["temporal_ensemble_coeff"] = coeff
-        log(f"  {key}: {evals[key]['successes']}/{evals[key]['n']}")
+    evals = run_evals(profile, run, task, ckpt, work, logs, log)
     from .metrics import evaluate_checkpoint
 
     extra = evaluate_checkpoint(ckpt, task, profile, held, data, log=log)
