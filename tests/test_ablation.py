@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,46 @@ def test_profiles_plan_and_policy_flags():
         assert "--policy.dim_model=128" in flags[p] and "--policy.chunk_size=20" in flags[p]
     assert "--policy.horizon=20" in flags["diffusion"] and "--policy.down_dims=[64,128]" in flags["diffusion"]
     assert all("--policy.pretrained_backbone_weights=null" in f for f in flags.values())
+
+
+@pytest.mark.slow
+def test_stopped_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
+    """A run stopped mid-training (end of a session) continues from its last checkpoint via lerobot-train --resume."""
+    from dataclasses import replace
+
+    from lerobot_hybrid_act.ablation import runner
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    prof = replace(SMOKE, steps={"docking": 60}, checkpoints_per_run=3)
+    run = next(r for r in prof.runs() if r["policy"] == "hybrid_act_c")
+    task = prof.task("docking")
+    data = runner.record_dataset(task, 6, 0, tmp_path / "data", tmp_path / "record.log")
+    train_dir, log = tmp_path / "train", tmp_path / "train.log"
+    real_run = runner._run
+
+    def run_then_stop(cmd, logf, timeout):  # the first segment is killed right after its first checkpoint
+        with open(logf, "a") as f:
+            p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=runner._env())
+            while runner.checkpoint_step(train_dir) is None and p.poll() is None:
+                time.sleep(0.05)
+            p.kill()
+            p.wait()
+        raise RuntimeError("stopped")
+
+    monkeypatch.setattr(runner, "_run", run_then_stop)
+    with pytest.raises(RuntimeError, match="stopped"):
+        runner.train_to_end(prof, run, task, data, train_dir, log, print)
+    stopped_at = runner.checkpoint_step(train_dir)
+    assert stopped_at in (20, 40) and not (train_dir / "ablation_train.json").exists()
+    monkeypatch.setattr(runner, "_run", real_run)
+    runner.train_to_end(prof, run, task, data, train_dir, log, print)
+    meta = json.loads((train_dir / "ablation_train.json").read_text())
+    assert meta["resumed_from_steps"] == [stopped_at] and meta["steps"] == 60
+    assert runner.checkpoint_step(train_dir) == 60 and "--resume=true" in log.read_text()
+    assert all(seg["wall_s"] >= 0 for seg in meta["segments"]) and meta["wall_s"] > 0
+    kept = sorted(d.name for d in (train_dir / "checkpoints").iterdir())
+    assert len(kept) == 2 and "last" in kept  # intermediate checkpoints removed, the final one kept
+    assert (train_dir / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
 
 
 def test_eval_variants_per_policy():

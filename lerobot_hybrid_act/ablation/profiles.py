@@ -129,6 +129,8 @@ class Profile:
     runnable: bool = True  # False: configured and documented, not meant for this CPU machine
     extra_train_args: tuple[str, ...] = ()
     timeout_s: int = 2 * 3600
+    # checkpoints per training run: a run stopped (end of a session) resumes from the last one
+    checkpoints_per_run: int = 5
 
     def n_demos(self, task: str) -> list[int]:
         return sorted({self.main_n_demos[task], *self.extra_n_demos.get(task, ())})

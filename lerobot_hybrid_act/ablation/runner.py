@@ -108,7 +108,8 @@ def train_cmd(run: dict, task: TaskSpec, data: Path, out: Path, profile: Profile
         str(BIN / "lerobot-train"), *policy_args(run["policy"], task, steps, bool(task.cameras)),
         *profile.extra_train_args,
         f"--dataset.repo_id=local/ablation_{data.name}", f"--dataset.root={data}",
-        f"--batch_size={task.sizes.batch_size}", f"--steps={steps}", f"--save_freq={steps}",
+        f"--batch_size={task.sizes.batch_size}", f"--steps={steps}",
+        f"--save_freq={max(1, steps // profile.checkpoints_per_run)}",
         f"--log_freq={max(1, min(100, steps // 10))}", f"--seed={run['seed']}", "--num_workers=0",
         "--wandb.enable=false", f"--output_dir={out}",
     ]
@@ -275,18 +276,12 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
         shutil.rmtree(train_dir)  # trained with other settings: retrain
         for e in (work / "eval").glob(run["name"] + "*"):
             shutil.rmtree(e)
-    if not (ckpt / "model.safetensors").is_file():
-        if train_dir.exists():
-            import shutil
-
-            shutil.rmtree(train_dir)
-        if train_log.exists():
-            train_log.unlink()
-        wall = _run(train_cmd(run, task, data, train_dir, profile), train_log, profile.timeout_s)
-        meta_path.write_text(json.dumps({"wall_s": wall, "steps": run["steps"]}))
-    wall = json.loads(meta_path.read_text())["wall_s"] if meta_path.exists() else None
+    if not meta_path.exists() or not (ckpt / "model.safetensors").is_file():
+        train_to_end(profile, run, task, data, train_dir, train_log, log)
+    meta = json.loads(meta_path.read_text())
+    wall = meta["wall_s"]
     train = {"wall_s": wall, "steps": run["steps"], "batch_size": task.sizes.batch_size,
-             **parse_train_log(train_log)}
+             "resumed_from_steps": meta.get("resumed_from_steps", []), **parse_train_log(train_log)}
     train["wall_s_per_step"] = wall / run["steps"] if wall else None
     log(f"  trained: {wall:.0f}s" if wall else "  trained")
     evals = run_evals(profile, run, task, ckpt, work, logs, log)
@@ -310,6 +305,59 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     tmp.replace(res_path)
     log(f"  -> {res_path} ({result['run_wall_s']:.0f}s)")
     return res_path
+
+
+def checkpoint_step(train_dir: Path) -> int | None:
+    """The step of ``train_dir``'s last complete checkpoint (LeRobot moves ``last`` only after a full save)."""
+    f = train_dir / "checkpoints" / "last" / "training_state" / "training_step.json"
+    try:
+        return int(json.loads(f.read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_dir: Path, train_log: Path, log):
+    """lerobot-train the run, resuming from its last checkpoint if an earlier invocation was stopped.
+
+    Checkpoints every ``steps // profile.checkpoints_per_run`` steps, so a run stopped at the end of a session loses
+    at most that much work; ``lerobot-train --resume=true`` restores weights, optimizer, scheduler, RNG and data
+    order (not bit for bit: see the README's "Checkpoints and the Hub"), and the result records where it resumed.
+    Wall time counts each stopped segment up to its last checkpoint. Writes ``ablation_train.json`` at the end and
+    removes the intermediate checkpoints (``last`` stays)."""
+    import shutil
+
+    # beside train_dir, not in it: lerobot-train refuses to start a fresh run in an existing output directory
+    seg_path, meta_path = train_dir.with_name(train_dir.name + ".segments.json"), train_dir / "ablation_train.json"
+    step = checkpoint_step(train_dir)
+    segments = json.loads(seg_path.read_text()) if step and seg_path.exists() else []
+    if not step or not segments:  # nothing to resume: start clean
+        shutil.rmtree(train_dir, ignore_errors=True)
+        train_log.unlink(missing_ok=True)
+        segments, step = [], None
+        cmd = train_cmd(run, task, data, train_dir, profile)
+    else:
+        last = segments[-1]
+        if "wall_s" not in last:  # stopped: count its time up to the checkpoint we resume from
+            saved = (train_dir / "checkpoints" / "last").resolve().stat().st_mtime
+            last["wall_s"], last["to_step"] = max(0.0, saved - last["started"]), step
+        log(f"  resuming lerobot-train from step {step}")
+        cfg = train_dir / "checkpoints" / "last" / "pretrained_model" / "train_config.json"
+        cmd = [str(BIN / "lerobot-train"), "--resume=true", f"--config_path={cfg}"]
+    if step != run["steps"]:  # (a stop between lerobot-train's last save and our meta file needs no training)
+        train_dir.parent.mkdir(parents=True, exist_ok=True)
+        segments.append({"from_step": step or 0, "started": time.time()})
+        seg_path.write_text(json.dumps(segments))
+        segments[-1]["wall_s"] = _run(cmd, train_log, profile.timeout_s)
+        segments[-1]["to_step"] = run["steps"]
+        seg_path.write_text(json.dumps(segments))
+    meta_path.write_text(json.dumps({"wall_s": sum(s["wall_s"] for s in segments), "steps": run["steps"],
+                                     "resumed_from_steps": [s["from_step"] for s in segments[1:]],
+                                     "segments": segments}))
+    seg_path.unlink()
+    last = (train_dir / "checkpoints" / "last").resolve()
+    for d in (train_dir / "checkpoints").iterdir():
+        if d.is_dir() and not d.is_symlink() and d.resolve() != last:
+            shutil.rmtree(d)
 
 
 def _matches(res_path: Path, run: dict, profile: Profile) -> bool:
