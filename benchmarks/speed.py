@@ -496,7 +496,7 @@ def run(args) -> dict:
     if not args.skip_fidelity:
         log("fidelity vs steps")
         results["fidelity"] = fidelity_curve(device, args.fidelity_train_steps, args.fidelity_batch, args.fidelity_seeds,
-                                             **_denoiser_overrides(args.fidelity_denoiser))  # fmt: skip
+                                             **_fidelity_overrides(args))  # fmt: skip
         if args.plot:
             plot_fidelity(results["fidelity"], Path(args.plot))
             results["fidelity"]["plot"] = args.plot
@@ -505,11 +505,14 @@ def run(args) -> dict:
     return results
 
 
-def _denoiser_overrides(spec: str | None) -> dict:
-    if not spec:
-        return {}
-    d, ff, layers = (int(x) for x in spec.split(","))
-    return dict(denoiser_dim_model=d, denoiser_dim_feedforward=ff, n_decoder_layers=layers)
+def _fidelity_overrides(args) -> dict:
+    out = {}
+    if args.fidelity_denoiser:
+        d, ff, layers = (int(x) for x in args.fidelity_denoiser.split(","))
+        out.update(denoiser_dim_model=d, denoiser_dim_feedforward=ff, n_decoder_layers=layers)
+    if args.fidelity_prediction_type:
+        out["prediction_type"] = args.fidelity_prediction_type
+    return out
 
 
 def log(msg: str) -> None:
@@ -582,6 +585,8 @@ def main(argv=None) -> None:
     ap.add_argument("--fidelity-only", action="store_true", help="only the fidelity-vs-steps curve")
     ap.add_argument("--fidelity-denoiser", metavar="DIM,FF,LAYERS", default=None,
                     help="denoiser_dim_model,denoiser_dim_feedforward,n_decoder_layers for the fidelity run (default: ours)")
+    ap.add_argument("--fidelity-prediction-type", choices=("epsilon", "sample"), default=None,
+                    help="the denoiser's target for the fidelity run (default: ours)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 repeat, 2 diffusion steps, short fidelity run")
     ap.add_argument("--out", default="benchmarks/results/speed.json")
     ap.add_argument("--plot", default="benchmarks/results/speed_fidelity.png")
@@ -604,7 +609,7 @@ def main(argv=None) -> None:
         sys.exit("--device cuda but torch.cuda.is_available() is False")
     if args.fidelity_only:
         fid = fidelity_curve(args.device, args.fidelity_train_steps, args.fidelity_batch, args.fidelity_seeds,
-                             **_denoiser_overrides(args.fidelity_denoiser))  # fmt: skip
+                             **_fidelity_overrides(args))  # fmt: skip
         if args.plot:
             plot_fidelity(fid, Path(args.plot))
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,8 @@ import pytest
 
 from lerobot_hybrid_act.ablation import metrics as M
 from lerobot_hybrid_act.ablation.profiles import FULL, PROFILES, QUICK, SMOKE, get_profile, run_name
-from lerobot_hybrid_act.ablation.report import aggregate, coverage_table, splice_readme, write_report
-from lerobot_hybrid_act.ablation.runner import eval_variants, policy_args
+from lerobot_hybrid_act.ablation.report import aggregate, coverage_table, splice_readme, superseded_table, write_report
+from lerobot_hybrid_act.ablation.runner import eval_variants, policy_args, train_cmd
 
 
 # ------------------------------------------------------------------------------------------- smoothness
@@ -148,6 +148,25 @@ def test_stopped_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch
     assert (train_dir / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
 
 
+def test_results_trained_with_other_settings_are_stale(tmp_path):
+    """A run file counts only if its lerobot-train flags (policy, batch, steps, seed, data) are today's."""
+    from lerobot_hybrid_act.ablation import runner
+
+    run = next(r for r in FULL.runs() if r["policy"] == "hybrid_act_c")
+    task = FULL.task(run["task"])
+    cmd = runner.train_cmd(run, task, tmp_path / "data", tmp_path / "train", FULL)
+    now = runner.training_settings(cmd)
+    assert "--policy.type=hybrid_act_c" in now and not any(a.startswith("--output_dir") for a in now)
+    res = tmp_path / "r.json"
+    for command, ok in ((cmd, True),
+                        ([a if not a.startswith("--save_freq") else "--save_freq=1" for a in cmd], True),  # bookkeeping
+                        ([*cmd, "--policy.prediction_type=epsilon"], False),
+                        ([a if not a.startswith("--batch_size") else "--batch_size=64" for a in cmd], False),
+                        ([], False)):
+        res.write_text(json.dumps({"steps": run["steps"], "eval": {"n": FULL.eval_episodes}, "train_command": command}))
+        assert runner._matches(res, run, FULL, now) is ok
+
+
 def test_eval_variants_per_policy():
     keys = {p: [k for k, _, _ in eval_variants(FULL, p)] for p in ("act", "diffusion", "hybrid_act_b", "hybrid_act_c")}
     assert keys == {"act": ["eval", "eval_ensemble"], "diffusion": ["eval"],
@@ -186,6 +205,8 @@ def _fake_run(policy, n, seed, k, n_ep=10, stochastic=True):
         "name": run_name("docking", policy, n, seed), "task": "docking", "policy": policy, "n_demos": n,
         "seed": seed, "steps": 20, "profile": "smoke",
         "train": {"wall_s": 10.0, "wall_s_per_step": 0.5, "updt_s_mean": 0.1},
+        "train_command": train_cmd({"policy": policy, "n_demos": n, "seed": seed, "steps": SMOKE.steps["docking"]},
+                                   SMOKE.task("docking"), Path(f"d/docking_n{n}"), Path("o"), SMOKE),
         "eval": ev, "eval_ensemble": ev,
         "metrics": {
             "fidelity": {"chunk_mse": {"mean": 0.2 + seed, "ci": [0.1, 0.3], "n": 8},
@@ -221,6 +242,19 @@ def test_report_on_fabricated_runs(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["profile"] == "smoke" and res["hardware"]["nproc"] >= 1
     assert res["runs_missing"] == []  # smoke plans act + C at seed 1; both present
+    # a run file trained with other settings of the profile is not counted, and the report says so
+    stale = _fake_run("act", 6, 1, 3, stochastic=False)
+    stale["train_command"] = [*stale["train_command"], "--policy.kl_weight=99"]
+    (out / "runs" / f"{stale['name']}.json").write_text(json.dumps(stale))
+    write_report(out, SMOKE, command="c")
+    res2 = json.loads((out / "results.json").read_text())
+    assert res2["runs_missing"] == [stale["name"]] and "Not counted: 1 run file" in (out / "results.md").read_text()
+    (out / "runs" / f"{stale['name']}.json").write_text(json.dumps(runs[0]))
+    (out / "stale").mkdir()
+    (out / "stale" / f"{stale['name']}.123.json").write_text(json.dumps(stale))
+    table = superseded_table(out, SMOKE)
+    assert f"| {stale['name']} | `--policy.kl_weight=99` | 30% (3/10;" in table
+    paths = write_report(out, SMOKE, command="hybrid-act-ablation --profile smoke")
     c = next(g for g in res["groups"] if g["policy"] == "hybrid_act_c")
     assert c["seeds"] == [1, 2]
     assert c["success"]["k"] == 16 and c["success"]["n"] == 20  # pooled over seeds

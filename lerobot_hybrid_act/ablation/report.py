@@ -68,6 +68,54 @@ def _load_runs(out: Path) -> list[dict]:
     return runs
 
 
+def superseded_table(out: Path, profile) -> str:
+    """Runs moved to ``<out>/stale/`` (trained with earlier settings of the profile): success only, with the
+    training flags that differ from today's, so that earlier results stay readable without being mixed in."""
+    from .runner import train_cmd, training_settings
+
+    plan = {r["name"]: r for r in profile.runs()}
+    rows = []
+    for f in sorted((out / "stale").glob("*.json")):
+        try:
+            r = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            continue
+        p = plan.get(r.get("name"))
+        if p is None:
+            continue
+        task = profile.task(p["task"])
+        want = set(training_settings(train_cmd(p, task, Path("data") / f"{task.name}_n{p['n_demos']}", Path("x"),
+                                               profile)))
+        had = set(training_settings(r.get("train_command", [])))
+        diff = (", ".join([f"`{a}`" for a in sorted(had - want)] + [f"~~`{a}`~~" for a in sorted(want - had)])
+                if had else "(flags not recorded)")
+        rows.append(f"| {r['name']} | {diff} | {_succ(_success([(1, r.get('eval'))]))} | "
+                    f"{_succ(_success([(1, r.get('eval_ensemble'))]))} | {_succ(_success([(1, r.get('eval_hold'))]))} |")
+    if not rows:
+        return ""
+    return ("Superseded runs (`" + (out / "stale").as_posix() + "/`: trained with earlier settings of this profile, "
+            "not counted above; flags they had, ~~flags they lacked~~):\n\n"
+            "| run | settings that differ | success | w/ ensembling | z held |\n|---|---|---|---|---|\n"
+            + "\n".join(rows) + "\n")
+
+
+def _current_runs(runs: list[dict], profile) -> tuple[list[dict], list[str]]:
+    """Split run files into those made with the profile's current training settings and the superseded ones."""
+    from .runner import train_cmd, training_settings
+
+    plan = {r["name"]: r for r in profile.runs()}
+    current, old = [], []
+    for r in runs:
+        p = plan.get(r.get("name"))
+        if p is None:  # not part of this profile (e.g. fabricated in tests, or a removed demo count): keep
+            current.append(r)
+            continue
+        task = profile.task(p["task"])
+        want = training_settings(train_cmd(p, task, Path("data") / f"{task.name}_n{p['n_demos']}", Path("x"), profile))
+        (current if training_settings(r.get("train_command", [])) == want else old).append(r)
+    return current, [r["name"] for r in old]
+
+
 def _get(d, *keys):
     for k in keys:
         if d is None or not isinstance(d, dict) or k not in d:
@@ -400,7 +448,7 @@ def write_report(out, profile, command: str = "") -> list[Path]:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    runs = _load_runs(out)
+    runs, superseded = _current_runs(_load_runs(out), profile)
     planned = [r["name"] for r in profile.runs()]
     present = [r["name"] for r in runs]
     groups = aggregate(runs)
@@ -417,6 +465,9 @@ def write_report(out, profile, command: str = "") -> list[Path]:
     paths = [out / "results.json"]
     paths[0].write_text(json.dumps(res, indent=1))
     table = tables(groups, profile) if groups else "_no finished runs yet_"
+    old = superseded_table(out, profile)
+    if old:
+        table += "\n" + old
     head = (f"Profile **{profile.name}** — {profile.description}.\n\n"
             f"Command: `{command}`. Hardware: {hw['nproc']} CPU cores ({hw['cpu_model']}), "
             f"torch {hw['torch']}, 1 intra-op thread per process, GPU: {hw['gpu']}. "
@@ -424,7 +475,10 @@ def write_report(out, profile, command: str = "") -> list[Path]:
             f"(datasets recorded once, not included; one process per run with one intra-op thread, at most one "
             f"run per core; the machine was shared with other jobs). "
             f"Runs finished: {len(present)}/{len(planned)}"
-            + (" (which ones: the table below)." if res["runs_missing"] else ".") + "\n")
+            + (" (which ones: the table below)." if res["runs_missing"] else ".")
+            + (f" Not counted: {len(superseded)} run file(s) trained with earlier settings of this profile "
+               f"({', '.join(superseded)}); they are retrained on the next invocation." if superseded else "")
+            + "\n")
     if res["runs_missing"]:
         head += "\n" + coverage_table(profile, present) + "\n"
     md = f"# Ablation results — {label}\n\n{head}\n{table}\n\n## Metric definitions\n\n" + "\n".join(

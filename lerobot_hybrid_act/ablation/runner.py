@@ -98,6 +98,7 @@ def policy_args(policy: str, task: TaskSpec, steps: int, cameras: bool) -> list[
             f"--policy.n_decoder_layers={s.n_decoder_layers}", f"--policy.denoiser_dim_model={s.denoiser_dim_model}",
             f"--policy.denoiser_dim_feedforward={s.denoiser_dim_feedforward}", "--policy.dropout=0.0",
             f"--policy.kl_anneal_steps={s.kl_anneal_steps}", f"--policy.num_inference_steps={s.num_inference_steps}",
+            f"--policy.prediction_type={s.prediction_type}",
         ]
     raise ValueError(f"unknown policy {policy!r}")
 
@@ -230,11 +231,15 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
     done, failed = [], []
     for i, run in enumerate(plan):
         res_path = out / "runs" / f"{run['name']}.json"
-        if res_path.exists() and not _matches(res_path, run, profile):
+        task = profile.task(run["task"])
+        data = work / "data" / f"{task.name}_n{run['n_demos']}"
+        settings = training_settings(train_cmd(run, task, data, work / "train" / run["name"], profile))
+        if res_path.exists() and not _matches(res_path, run, profile, settings):
             stale = out / "stale" / f"{run['name']}.{int(time.time())}.json"
             stale.parent.mkdir(exist_ok=True)
             res_path.replace(stale)
-            log(f"[{i + 1}/{len(plan)}] {run['name']}: result from other settings moved to {stale}")
+            _forget(work, run["name"])
+            log(f"[{i + 1}/{len(plan)}] {run['name']}: result from other settings moved to {stale}; retraining")
         if res_path.exists():
             log(f"[{i + 1}/{len(plan)}] {run['name']}: done already, skipped")
             try:
@@ -258,6 +263,16 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
     return done
 
 
+def _forget(work: Path, name: str) -> None:
+    """Delete a run's checkpoints and evals (they were made with other settings)."""
+    import shutil
+
+    shutil.rmtree(work / "train" / name, ignore_errors=True)
+    (work / "train" / f"{name}.segments.json").unlink(missing_ok=True)
+    for e in (work / "eval").glob(name + "*"):
+        shutil.rmtree(e)
+
+
 def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     task = profile.task(run["task"])
     t_run = time.perf_counter()
@@ -270,12 +285,9 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     ckpt = train_dir / "checkpoints" / "last" / "pretrained_model"
     train_log = logs / f"{run['name']}.train.log"
     meta_path = train_dir / "ablation_train.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("steps") != run["steps"]:
-        import shutil
-
-        shutil.rmtree(train_dir)  # trained with other settings: retrain
-        for e in (work / "eval").glob(run["name"] + "*"):
-            shutil.rmtree(e)
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("settings") != training_settings(
+            train_cmd(run, task, data, train_dir, profile)):
+        _forget(work, run["name"])  # trained with other settings (or before settings were recorded): retrain
     if not meta_path.exists() or not (ckpt / "model.safetensors").is_file():
         train_to_end(profile, run, task, data, train_dir, train_log, log)
     meta = json.loads(meta_path.read_text())
@@ -328,8 +340,11 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
 
     # beside train_dir, not in it: lerobot-train refuses to start a fresh run in an existing output directory
     seg_path, meta_path = train_dir.with_name(train_dir.name + ".segments.json"), train_dir / "ablation_train.json"
+    settings = training_settings(train_cmd(run, task, data, train_dir, profile))
     step = checkpoint_step(train_dir)
     segments = json.loads(seg_path.read_text()) if step and seg_path.exists() else []
+    if segments and segments[0].get("settings") != settings:
+        segments = []  # a stopped run with other settings: not resumable
     if not step or not segments:  # nothing to resume: start clean
         shutil.rmtree(train_dir, ignore_errors=True)
         train_log.unlink(missing_ok=True)
@@ -345,12 +360,13 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
         cmd = [str(BIN / "lerobot-train"), "--resume=true", f"--config_path={cfg}"]
     if step != run["steps"]:  # (a stop between lerobot-train's last save and our meta file needs no training)
         train_dir.parent.mkdir(parents=True, exist_ok=True)
-        segments.append({"from_step": step or 0, "started": time.time()})
+        segments.append({"from_step": step or 0, "started": time.time(), "settings": settings})
         seg_path.write_text(json.dumps(segments))
         segments[-1]["wall_s"] = _run(cmd, train_log, profile.timeout_s)
         segments[-1]["to_step"] = run["steps"]
         seg_path.write_text(json.dumps(segments))
     meta_path.write_text(json.dumps({"wall_s": sum(s["wall_s"] for s in segments), "steps": run["steps"],
+                                     "settings": settings,
                                      "resumed_from_steps": [s["from_step"] for s in segments[1:]],
                                      "segments": segments}))
     seg_path.unlink()
@@ -360,13 +376,20 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
             shutil.rmtree(d)
 
 
-def _matches(res_path: Path, run: dict, profile: Profile) -> bool:
-    """A finished result counts only if it was made with this run's steps and eval budget."""
+def training_settings(cmd: list[str]) -> list[str]:
+    """The flags of a lerobot-train command that change the trained model (not paths, logging or checkpointing)."""
+    keep = ("--policy.", "--batch_size=", "--steps=", "--seed=", "--dataset.repo_id=")
+    return sorted(a for a in cmd if a.startswith(keep))
+
+
+def _matches(res_path: Path, run: dict, profile: Profile, settings: list[str]) -> bool:
+    """A finished result counts only if it was trained with today's settings and evaluated with the same budget."""
     try:
         r = json.loads(res_path.read_text())
     except json.JSONDecodeError:
         return False
-    return r.get("steps") == run["steps"] and _get_n(r) == profile.eval_episodes
+    return (r.get("steps") == run["steps"] and _get_n(r) == profile.eval_episodes
+            and training_settings(r.get("train_command", [])) == settings)
 
 
 def _get_n(r: dict):
