@@ -71,7 +71,7 @@ def _load_runs(out: Path) -> list[dict]:
 def superseded_table(out: Path, profile) -> str:
     """Runs moved to ``<out>/stale/`` (trained with earlier settings of the profile): success only, with the
     training flags that differ from today's, so that earlier results stay readable without being mixed in."""
-    from .runner import train_cmd, training_settings
+    from .runner import run_settings, training_settings
 
     plan = {r["name"]: r for r in profile.runs()}
     rows = []
@@ -83,9 +83,7 @@ def superseded_table(out: Path, profile) -> str:
         p = plan.get(r.get("name"))
         if p is None:
             continue
-        task = profile.task(p["task"])
-        want = set(training_settings(train_cmd(p, task, Path("data") / f"{task.name}_n{p['n_demos']}", Path("x"),
-                                               profile)))
+        want = set(run_settings(profile, p))
         had = set(training_settings(r.get("train_command", [])))
         diff = (", ".join([f"`{a}`" for a in sorted(had - want)] + [f"~~`{a}`~~" for a in sorted(want - had)])
                 if had else "(flags not recorded)")
@@ -101,7 +99,7 @@ def superseded_table(out: Path, profile) -> str:
 
 def _current_runs(runs: list[dict], profile) -> tuple[list[dict], list[str]]:
     """Split run files into those made with the profile's current training settings and the superseded ones."""
-    from .runner import train_cmd, training_settings
+    from .runner import run_settings, training_settings
 
     plan = {r["name"]: r for r in profile.runs()}
     current, old = [], []
@@ -110,9 +108,7 @@ def _current_runs(runs: list[dict], profile) -> tuple[list[dict], list[str]]:
         if p is None:  # not part of this profile (e.g. fabricated in tests, or a removed demo count): keep
             current.append(r)
             continue
-        task = profile.task(p["task"])
-        want = training_settings(train_cmd(p, task, Path("data") / f"{task.name}_n{p['n_demos']}", Path("x"), profile))
-        (current if training_settings(r.get("train_command", [])) == want else old).append(r)
+        (current if training_settings(r.get("train_command", [])) == run_settings(profile, p) else old).append(r)
     return current, [r["name"] for r in old]
 
 

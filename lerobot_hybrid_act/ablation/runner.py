@@ -231,10 +231,7 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
     done, failed = [], []
     for i, run in enumerate(plan):
         res_path = out / "runs" / f"{run['name']}.json"
-        task = profile.task(run["task"])
-        data = work / "data" / f"{task.name}_n{run['n_demos']}"
-        settings = training_settings(train_cmd(run, task, data, work / "train" / run["name"], profile))
-        if res_path.exists() and not _matches(res_path, run, profile, settings):
+        if res_path.exists() and not _matches(res_path, run, profile, run_settings(profile, run)):
             stale = out / "stale" / f"{run['name']}.{int(time.time())}.json"
             stale.parent.mkdir(exist_ok=True)
             res_path.replace(stale)
@@ -285,8 +282,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     ckpt = train_dir / "checkpoints" / "last" / "pretrained_model"
     train_log = logs / f"{run['name']}.train.log"
     meta_path = train_dir / "ablation_train.json"
-    if meta_path.exists() and json.loads(meta_path.read_text()).get("settings") != training_settings(
-            train_cmd(run, task, data, train_dir, profile)):
+    if meta_path.exists() and json.loads(meta_path.read_text()).get("settings") != run_settings(profile, run):
         _forget(work, run["name"])  # trained with other settings (or before settings were recorded): retrain
     if not meta_path.exists() or not (ckpt / "model.safetensors").is_file():
         train_to_end(profile, run, task, data, train_dir, train_log, log)
@@ -340,7 +336,7 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
 
     # beside train_dir, not in it: lerobot-train refuses to start a fresh run in an existing output directory
     seg_path, meta_path = train_dir.with_name(train_dir.name + ".segments.json"), train_dir / "ablation_train.json"
-    settings = training_settings(train_cmd(run, task, data, train_dir, profile))
+    settings = run_settings(profile, run)
     step = checkpoint_step(train_dir)
     segments = json.loads(seg_path.read_text()) if step and seg_path.exists() else []
     if segments and segments[0].get("settings") != settings:
@@ -380,6 +376,12 @@ def training_settings(cmd: list[str]) -> list[str]:
     """The flags of a lerobot-train command that change the trained model (not paths, logging or checkpointing)."""
     keep = ("--policy.", "--batch_size=", "--steps=", "--seed=", "--dataset.repo_id=")
     return sorted(a for a in cmd if a.startswith(keep))
+
+
+def run_settings(profile: Profile, run: dict) -> list[str]:
+    """``training_settings`` of the run as the profile plans it today (paths do not matter)."""
+    task = profile.task(run["task"])
+    return training_settings(train_cmd(run, task, Path(f"{task.name}_n{run['n_demos']}"), Path("out"), profile))
 
 
 def _matches(res_path: Path, run: dict, profile: Profile, settings: list[str]) -> bool:
