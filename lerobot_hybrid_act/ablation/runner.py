@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -143,8 +144,6 @@ def run_evals(profile: Profile, run: dict, task: TaskSpec, ckpt: Path, work: Pat
         edir = work / "eval" / (run["name"] + suffix)
         if not (edir / "eval_info.json").is_file():
             if edir.exists():
-                import shutil
-
                 shutil.rmtree(edir)
             _run(eval_cmd(ckpt, task, profile.eval_episodes, edir, extra), logs / f"{run['name']}.{key}.log",
                  profile.timeout_s)
@@ -262,8 +261,6 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
 
 def _forget(work: Path, name: str) -> None:
     """Delete a run's checkpoints and evals (they were made with other settings)."""
-    import shutil
-
     shutil.rmtree(work / "train" / name, ignore_errors=True)
     (work / "train" / f"{name}.segments.json").unlink(missing_ok=True)
     for e in (work / "eval").glob(name + "*"):
@@ -332,8 +329,6 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
     order (not bit for bit: see the README's "Checkpoints and the Hub"), and the result records where it resumed.
     Wall time counts each stopped segment up to its last checkpoint. Writes ``ablation_train.json`` at the end and
     removes the intermediate checkpoints (``last`` stays)."""
-    import shutil
-
     # beside train_dir, not in it: lerobot-train refuses to start a fresh run in an existing output directory
     seg_path, meta_path = train_dir.with_name(train_dir.name + ".segments.json"), train_dir / "ablation_train.json"
     settings = run_settings(profile, run)
