@@ -327,5 +327,11 @@ def test_smoke_profile_end_to_end(tmp_path):
     act = json.loads((out / "runs" / f"{run_name('docking', 'act', 6, 1)}.json").read_text())
     assert "eval_hold" not in act and act["eval_ensemble"]["n"] == SMOKE.eval_episodes
     assert (out / "success_vs_demos.png").stat().st_size > 0
+    # The in-process metrics (collisions, routes, smoothness) roll out the same policy on the same env as
+    # lerobot-eval: act (z = 0, no dropout at eval) is deterministic, so on lerobot-eval's seeds the episodes match.
+    policy, pre, post = M.load_checkpoint(Path(act["checkpoint"]))
+    seeds = list(range(act["eval"]["eval_seeds"][0], act["eval"]["eval_seeds"][1] + 1))
+    ro = M.docking_rollouts(policy, pre, post, seeds, policy.config.n_action_steps)
+    assert [float(r["rewards"].max()) for r in ro["rollouts"]] == pytest.approx(act["eval"]["max_rewards"], abs=1e-4)
     p2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p2.returncode == 0 and p2.stdout.count("done already, skipped") == 2

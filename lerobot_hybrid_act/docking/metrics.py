@@ -250,18 +250,19 @@ def collect_rollout(
 
     Returns the same keys as ``expert.run_expert_episode`` minus ``route``/``style`` (use
     ``route_label`` / ``style_from_trajectory``): ``xy``, ``heading``, ``speed``, ``actions``,
-    ``success``, ``collision``, ``steps``, ``layout``.
+    ``success``, ``collision``, ``steps``, ``layout``, plus the env's per-step ``rewards``.
     """
     obs, info = env.reset(seed=seed, options={"layout": layout} if layout is not None else None)
     base = env.unwrapped
     x, y, h, v = base.pose
-    xy, hs, vs, actions = [(x, y)], [h], [v], []
+    xy, hs, vs, actions, rewards = [(x, y)], [h], [v], [], []
     limit = max_steps if max_steps is not None else base.episode_length
     terminated = truncated = False
     while not (terminated or truncated) and len(actions) < limit:
         a = np.asarray(act_fn(obs), dtype=np.float32).reshape(-1)
         actions.append(a)
-        obs, _, terminated, truncated, info = env.step(a)
+        obs, r, terminated, truncated, info = env.step(a)
+        rewards.append(float(r))
         x, y, h, v = base.pose
         xy.append((x, y))
         hs.append(h)
@@ -271,6 +272,7 @@ def collect_rollout(
         "heading": np.asarray(hs),
         "speed": np.asarray(vs),
         "actions": np.asarray(actions, dtype=np.float32).reshape(-1, 2),
+        "rewards": np.asarray(rewards),
         "success": bool(info["is_success"]),
         "collision": bool(info["collision"]),
         "steps": int(info["steps"]),
