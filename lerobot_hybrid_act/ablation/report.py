@@ -269,17 +269,18 @@ def tables(groups: list[dict], profile) -> str:
         if task == "docking":
             n_ro = tg[0]["rollouts"].get("queue", {}).get("n_per_seed")
             R = (tg[0].get("routes") or {}).get("R")
-            lines += [f"In-process docking rollouts: collision / mode averaging over n={n_ro} episodes per seed "
-                      f"(seeds 2000..); routes over R={R} rollouts from each of {len(_starts(tg))} start(s); "
+            lines += [f"In-process docking rollouts: success / collision / mode averaging over n={n_ro} episodes per "
+                      f"seed (seeds 2000..; same policy and env as `lerobot-eval`, other layouts, far fewer "
+                      f"episodes); routes over R={R} rollouts from each of {len(_starts(tg))} start(s); "
                       "held z: pairs of rollouts sharing one z.", "",
-                      "| policy | collision rate | mode averaging | route coverage | route entropy (bits) | "
-                      "same route, fresh z | same route, held z | route from latent (frame 0) |", "|" + "---|" * 8]
+                      "| policy | success | collision rate | mode averaging | route coverage | route entropy (bits) | "
+                      "same route, fresh z | same route, held z | route from latent (frame 0) |", "|" + "---|" * 9]
             for g in tg:
                 ro = g["rollouts"].get("queue", {})
                 rt = g.get("routes", {})
                 acc = ", ".join(f"{k}: {_f(v.get('0'), 2)}" for k, v in g.get("route_accuracy", {}).items()) or "–"
                 lines.append(
-                    f"| {g['policy']} | {_f(ro.get('collision_rate'), 2)} | {_f(ro.get('mode_averaging_rate'), 2)} | "
+                    f"| {g['policy']} | {_f(ro.get('success_rate'), 2)} | {_f(ro.get('collision_rate'), 2)} | {_f(ro.get('mode_averaging_rate'), 2)} | "
                     f"{_f(rt.get('coverage'), 2)} | {_f(rt.get('entropy'), 2)} | {_f(rt.get('same_route_free'), 2)} | "
                     f"{_f(rt.get('same_route_held_z'), 2)} | {acc} |")
             lines.append("")
