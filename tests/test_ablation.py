@@ -98,6 +98,9 @@ def test_profiles_plan_and_policy_flags():
     # full: >= 3 seeds for every (task, policy) at the main demo count, ALOHA ~10k steps, >= 50 eval episodes
     assert len(FULL.seeds) >= 3 and FULL.eval_episodes >= 50
     assert FULL.steps["aloha_transfer_cube"] == 10000
+    # the headline comparison (main demo count, all seeds) runs before any sample-efficiency point
+    is_main = [r["n_demos"] == FULL.main_n_demos[r["task"]] for r in FULL.runs()]
+    assert is_main == sorted(is_main, reverse=True) and not all(is_main)
     for t in FULL.tasks:
         assert t.demo_seed + 150 < t.heldout_seed < t.route_seed < t.eval_seed < t.rollout_seed
     d = FULL.task("docking")

@@ -139,17 +139,23 @@ class Profile:
         return sorted({self.main_n_demos[task], *self.extra_n_demos.get(task, ())})
 
     def runs(self) -> list[dict]:
-        """Every run of the profile (task, policy, n_demos, seed), in execution order (cheap first)."""
+        """Every run of the profile (task, policy, n_demos, seed), in execution order.
+
+        The main comparison (main demo count, every seed) comes before the sample-efficiency points
+        (other demo counts), so a full profile stopped part-way has its headline table with all seeds.
+        """
         out = []
-        for seed in self.seeds:
-            for t in self.tasks:
-                main = self.main_n_demos[t.name]
-                for n in [main, *sorted(set(self.extra_n_demos.get(t.name, ())) - {main})]:
-                    for p in self.policies:
-                        if n != self.main_n_demos[t.name] and p not in self.sample_efficiency_policies:
-                            continue
-                        out.append({"task": t.name, "policy": p, "n_demos": n, "seed": seed,
-                                    "steps": self.steps[t.name], "name": run_name(t.name, p, n, seed)})
+        for main_pass in (True, False):
+            for seed in self.seeds:
+                for t in self.tasks:
+                    main = self.main_n_demos[t.name]
+                    ns = [main] if main_pass else sorted(set(self.extra_n_demos.get(t.name, ())) - {main})
+                    for n in ns:
+                        for p in self.policies:
+                            if not main_pass and p not in self.sample_efficiency_policies:
+                                continue
+                            out.append({"task": t.name, "policy": p, "n_demos": n, "seed": seed,
+                                        "steps": self.steps[t.name], "name": run_name(t.name, p, n, seed)})
         return out
 
     def task(self, name: str) -> TaskSpec:
