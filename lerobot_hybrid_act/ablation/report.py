@@ -364,27 +364,33 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
             if r["n_demos"] == nmax:
                 pick.setdefault(r["policy"], r)
         pols = [p for p in POLICY_ORDER if p in pick]
-        fig, axes = plt.subplots(1, len(pols), figsize=(3.6 * len(pols), 3.6), squeeze=False)
+        starts = sorted({t["start"] for p in pols for t in pick[p]["metrics"]["routes"]["trajectories"]})
+        # every route start is drawn (one row each), so no start is picked for looking good
+        fig, axes = plt.subplots(len(starts), len(pols), figsize=(3.2 * len(pols), 1.7 * len(starts) + 0.6),
+                                 squeeze=False, sharex=True, sharey=True)
         from lerobot_hybrid_act.docking.env import DockingEnv
 
-        for ax, p in zip(axes[0], pols):
-            trajs = pick[p]["metrics"]["routes"]["trajectories"]
-            s0 = trajs[0]["start"]
-            env = DockingEnv(render_mode=None)
+        env = DockingEnv(render_mode=None)
+        for i, s0 in enumerate(starts):
             env.reset(seed=s0)
             lay = env.unwrapped.layout
-            ax.add_patch(plt.Circle((lay.obstacle_x, lay.obstacle_y), lay.obstacle_radius, color="0.6"))
-            ax.plot(lay.port_x, lay.port_y, "k*", ms=12)
-            for t in trajs:
-                if t["start"] != s0:
-                    continue
-                xy = np.asarray(t["xy"])
-                c = {0: "tab:blue", 1: "tab:red"}.get(t["route"], "k")
-                ax.plot(xy[:, 0], xy[:, 1], color=c, lw=1, alpha=0.8, ls="-" if t["success"] else "--")
-            ax.set_aspect("equal")
-            ax.set_title(f"{p} (seed {pick[p]['seed']})", fontsize=9)
-        fig.suptitle(f"Docking rollouts from one start (start seed {s0}); blue = left, red = right, "
-                     f"black = unknown, dashed = failed — {label}", fontsize=8)
+            for ax, p in zip(axes[i], pols):
+                ax.add_patch(plt.Circle((lay.obstacle_x, lay.obstacle_y), lay.obstacle_radius, color="0.6"))
+                ax.plot(lay.port_x, lay.port_y, "k*", ms=9)
+                for t in pick[p]["metrics"]["routes"]["trajectories"]:
+                    if t["start"] == s0:
+                        xy = np.asarray(t["xy"])
+                        c = {0: "tab:blue", 1: "tab:red"}.get(t["route"], "k")
+                        ax.plot(xy[:, 0], xy[:, 1], color=c, lw=1, alpha=0.7, ls="-" if t["success"] else "--")
+                ax.set_aspect("equal")
+                ax.tick_params(labelsize=6)
+                if i == 0:
+                    ax.set_title(f"{p} (seed {pick[p]['seed']})", fontsize=9)
+                if p == pols[0]:
+                    ax.set_ylabel(f"start {s0}", fontsize=8)
+        env.close()
+        fig.suptitle(f"Docking rollouts, {nmax} demos, every route start (rows); blue = left, red = right, "
+                     f"black = unknown (collided first), dashed = failed — {label}", fontsize=8)
         fig.tight_layout()
         paths.append(_save(fig, out / "docking_routes.png"))
         # 4. z scatter
