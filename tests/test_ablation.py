@@ -16,7 +16,7 @@ import pytest
 from lerobot_hybrid_act.ablation import metrics as M
 from lerobot_hybrid_act.ablation.profiles import FULL, PROFILES, QUICK, SMOKE, get_profile, run_name
 from lerobot_hybrid_act.ablation.report import aggregate, coverage_table, splice_readme, superseded_table, write_report
-from lerobot_hybrid_act.ablation.runner import eval_variants, policy_args, train_cmd
+from lerobot_hybrid_act.ablation.runner import eval_variants, policy_args, select_runs, train_cmd
 
 
 # ------------------------------------------------------------------------------------------- smoothness
@@ -88,6 +88,13 @@ def test_nearest_centroid_same_route_and_kl():
 
 
 # --------------------------------------------------------------------------------------------- profiles
+def test_only_selects_exact_names_or_name_parts():
+    names = lambda only: [r["name"] for r in select_runs(FULL, only)]  # noqa: E731
+    assert names([run_name("docking", "act", 10, 1)]) == [run_name("docking", "act", 10, 1)]  # not n100
+    assert names(["docking__act__n10"]) == [run_name("docking", "act", n, s) for s in (1, 2, 3) for n in (10, 100)]
+    assert len(names(["aloha_"])) == 30 and names(None) == [r["name"] for r in FULL.runs()]
+
+
 def test_profiles_plan_and_policy_flags():
     assert set(PROFILES) >= {"smoke", "quick", "full", "gpu"}
     with pytest.raises(ValueError):
@@ -310,13 +317,14 @@ def test_coverage_table_marks_each_finished_seed():
 # -------------------------------------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_smoke_profile_end_to_end(tmp_path):
-    """The real CLI: record -> lerobot-train -> lerobot-eval (x2) -> metrics -> report, then resume = no-op."""
+    """The real CLI, two runs at a time: record -> lerobot-train -> lerobot-eval -> metrics -> report; rerun = no-op."""
     exe = Path(sys.executable).parent / "hybrid-act-ablation"
     out, work = tmp_path / "results", tmp_path / "work"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MUJOCO_GL": "egl"}
     cmd = [str(exe), "--profile", "smoke", "--out", str(out), "--work", str(work)]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    p = subprocess.run([*cmd, "--jobs", "2"], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert {line.split("|")[0] for line in p.stdout.splitlines() if "|" in line[:4]} == {"w1", "w2"}
     res = json.loads((out / "results.json").read_text())
     assert sorted(res["runs_present"]) == sorted(r["name"] for r in SMOKE.runs())
     for g in res["groups"]:

@@ -4,10 +4,10 @@
     nohup hybrid-act-ablation --profile full --out results/full > full.log 2>&1 &   # hours; resumable
     hybrid-act-ablation --profile full --out results/full --report-only --readme README.md  # re-aggregate
 
-One process uses one core. To use two, start two workers on disjoint runs (``--only`` matches run names):
+A run uses one core. ``--jobs N`` runs N at a time (each in its own process, handed out in profile order);
+``--only`` restricts a profile to some runs (exact run names, or parts of names such as ``docking__``):
 
-    nohup hybrid-act-ablation --profile full --out results/full --only docking__ > docking.log 2>&1 &
-    nohup hybrid-act-ablation --profile full --out results/full --only aloha_ > aloha.log 2>&1 &
+    nohup hybrid-act-ablation --profile full --out results/full --jobs 2 > full.log 2>&1 &
 """
 
 from __future__ import annotations
@@ -28,11 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="results directory (default results/<profile>)")
     p.add_argument("--work", default=None, help="datasets/checkpoints (default outputs/ablation/<profile>)")
     p.add_argument("--only", nargs="*", default=None, help="run only runs whose name contains one of these")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one core each")
     p.add_argument("--report-only", action="store_true", help="only aggregate existing run files")
+    p.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)  # workers of --jobs
     p.add_argument("--readme", default=None, help="also write the report into this README between the markers "
                    "<!-- ablation:<profile> start --> and <!-- ablation:<profile> end -->")
     p.add_argument("--force", action="store_true", help="run a profile marked not runnable here (gpu)")
     a = p.parse_args(argv)
+    if a.jobs < 1:
+        p.error(f"--jobs must be >= 1, got {a.jobs}")
     prof = get_profile(a.profile)
     out = Path(a.out or f"results/{prof.name}")
     work = Path(a.work or f"outputs/ablation/{prof.name}")
@@ -45,16 +49,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"profile {prof.name!r} is configured for a GPU machine ({prof.description}); "
                   "pass --force to run it anyway", file=sys.stderr)
             return 2
-        from .runner import run_profile
+        from .runner import run_parallel, run_profile
 
         try:
-            run_profile(prof, out, work, only=a.only, log=lambda m: print(m, flush=True))
+            if a.jobs > 1:
+                run_parallel(prof, out, work, only=a.only, jobs=a.jobs, log=lambda m: print(m, flush=True))
+            else:
+                run_profile(prof, out, work, only=a.only, log=lambda m: print(m, flush=True))
         except Exception as e:  # keep what finished; report it, then fail
             print(f"hybrid-act-ablation: a run failed: {e}", file=sys.stderr)
-            from .report import write_report
+            if not a.no_report:
+                from .report import write_report
 
-            write_report(out, prof, command=command)
+                write_report(out, prof, command=command)
             return 1
+    if a.no_report:
+        return 0
     from .report import write_report
 
     paths = write_report(out, prof, command=command)

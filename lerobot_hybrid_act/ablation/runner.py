@@ -220,13 +220,73 @@ def hardware() -> dict:
             "torch_threads": torch.get_num_threads(), "gpu": torch.cuda.is_available()}
 
 
+def select_runs(profile: Profile, only: list[str] | None) -> list[dict]:
+    """The profile's runs in order; ``only`` keeps runs named exactly so, or whose name contains an entry."""
+    plan = profile.runs()
+    if not only:
+        return plan
+    names = {r["name"] for r in plan}
+    exact = {o for o in only if o in names}
+    return [r for r in plan if r["name"] in exact or any(o in r["name"] for o in only if o not in exact)]
+
+
+def _record_datasets(profile: Profile, run: dict, work: Path, logs: Path) -> tuple[Path, Path]:
+    """The run's training demos and its task's held-out demos, recorded on first use."""
+    task = profile.task(run["task"])
+    data = record_dataset(task, run["n_demos"], task.demo_seed, work / "data" / f"{task.name}_n{run['n_demos']}",
+                          logs / f"record_{task.name}_n{run['n_demos']}.log")
+    held = record_dataset(task, profile.n_heldout, task.heldout_seed, work / "data" / f"{task.name}_heldout",
+                          logs / f"record_{task.name}_heldout.log")
+    return data, held
+
+
+def run_parallel(profile: Profile, out: Path, work: Path, only: list[str] | None, jobs: int, log=print) -> None:
+    """Run the profile with ``jobs`` runs at a time, each in its own ``hybrid-act-ablation --only <run>`` process.
+
+    Runs are handed out in profile order as workers free up (an ALOHA run takes ~5x a docking run, so a
+    fixed split would leave one core idle). Datasets are recorded first, here, so that workers never
+    record the same dataset at once. Each run writes its own result file; the caller writes the report.
+    """
+    import threading
+
+    out, work = Path(out), Path(work)
+    plan = select_runs(profile, only)
+    for run in plan:
+        _record_datasets(profile, run, work, out / "logs")
+    queue, active, failed = list(plan), {}, []
+
+    def forward(pipe, tag):
+        for line in pipe:
+            log(f"{tag} {line.rstrip()}")
+
+    try:
+        while queue or active:
+            while queue and len(active) < jobs:
+                run = queue.pop(0)
+                slot = min(set(range(jobs)) - {s for s, _ in active.values()})
+                cmd = [sys.executable, "-m", "lerobot_hybrid_act.ablation.cli", "--profile", profile.name,
+                       "--out", str(out), "--work", str(work), "--only", run["name"], "--no-report"]
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+                threading.Thread(target=forward, args=(proc.stdout, f"w{slot + 1}|"), daemon=True).start()
+                log(f"[{len(plan) - len(queue)}/{len(plan)}] w{slot + 1}: {run['name']}")
+                active[proc] = (slot, run["name"])
+            time.sleep(1)
+            for proc in [p for p in active if p.poll() is not None]:
+                _, name = active.pop(proc)
+                if proc.returncode != 0:
+                    failed.append(name)
+    finally:
+        for proc in active:  # interrupted: stop the workers; their runs resume from the last checkpoint
+            proc.terminate()
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) failed: {failed} (see {out / 'failed'})")
+
+
 def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None = None, log=print) -> list[Path]:
     out, work = Path(out), Path(work)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     logs = out / "logs"
-    plan = profile.runs()
-    if only:
-        plan = [r for r in plan if any(o in r["name"] for o in only)]
+    plan = select_runs(profile, only)
     done, failed = [], []
     for i, run in enumerate(plan):
         res_path = out / "runs" / f"{run['name']}.json"
@@ -271,10 +331,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     task = profile.task(run["task"])
     t_run = time.perf_counter()
     log(f"[{i + 1}/{n_runs}] {run['name']}")
-    data = record_dataset(task, run["n_demos"], task.demo_seed, work / "data" / f"{task.name}_n{run['n_demos']}",
-                          logs / f"record_{task.name}_n{run['n_demos']}.log")
-    held = record_dataset(task, profile.n_heldout, task.heldout_seed, work / "data" / f"{task.name}_heldout",
-                          logs / f"record_{task.name}_heldout.log")
+    data, held = _record_datasets(profile, run, work, logs)
     train_dir = work / "train" / run["name"]
     ckpt = train_dir / "checkpoints" / "last" / "pretrained_model"
     train_log = logs / f"{run['name']}.train.log"
