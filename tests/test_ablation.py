@@ -15,7 +15,14 @@ import pytest
 
 from lerobot_hybrid_act.ablation import metrics as M
 from lerobot_hybrid_act.ablation.profiles import FULL, PROFILES, QUICK, SMOKE, get_profile, run_name
-from lerobot_hybrid_act.ablation.report import aggregate, coverage_table, splice_readme, superseded_table, write_report
+from lerobot_hybrid_act.ablation.report import (
+    aggregate,
+    coverage_table,
+    splice_readme,
+    stability_table,
+    superseded_table,
+    write_report,
+)
 from lerobot_hybrid_act.ablation.runner import eval_variants, policy_args, select_runs, train_cmd
 
 
@@ -154,7 +161,7 @@ def test_stopped_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch
     assert runner.checkpoint_step(train_dir) == 60 and "--resume=true" in log.read_text()
     assert all(seg["wall_s"] >= 0 for seg in meta["segments"]) and meta["wall_s"] > 0
     kept = sorted(d.name for d in (train_dir / "checkpoints").iterdir())
-    assert len(kept) == 2 and "last" in kept  # intermediate checkpoints removed, the final one kept
+    assert kept == ["000040", "000060", "last"]  # older checkpoints removed; the late ones stay for stability evals
     assert (train_dir / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
 
 
@@ -281,6 +288,18 @@ def test_report_on_fabricated_runs(tmp_path):
     assert len(aggregate(runs)) == 2
 
 
+def test_stability_table_spread_over_late_checkpoints():
+    ev = lambda k: {"successes": k, "n": 10, "success_rate": k / 10, "wilson95": [0, 1]}  # noqa: E731
+    r = _fake_run("act", 6, 1, 3)
+    r["late_checkpoints"] = [{"step": 12, "eval": ev(8), "eval_ensemble": ev(2)},
+                             {"step": 16, "eval": ev(5), "eval_ensemble": ev(6)},
+                             {"step": 20, "eval": ev(3), "eval_ensemble": ev(3)}]
+    old = _fake_run("hybrid_act_c", 6, 1, 7)  # finished before late checkpoints were evaluated: no row
+    md = stability_table([r, old])
+    assert f"| {r['name']} | 12: 8/10 / 2/10 | 16: 5/10 / 6/10 | 20: 3/10 / 3/10 | 0.50 | 0.40 |" in md
+    assert old["name"] not in md and stability_table([old]) == ""
+
+
 def test_report_with_no_runs(tmp_path):
     paths = write_report(tmp_path, QUICK, command="x")
     res = json.loads((tmp_path / "results.json").read_text())
@@ -338,6 +357,12 @@ def test_smoke_profile_end_to_end(tmp_path):
     act = json.loads((out / "runs" / f"{run_name('docking', 'act', 6, 1)}.json").read_text())
     assert "eval_hold" not in act and act["eval_ensemble"]["n"] == SMOKE.eval_episodes
     assert (out / "success_vs_demos.png").stat().st_size > 0
+    # ensembling stability: the last 2 of 5 checkpoints (steps 16, 20) evaluated both ways; the 16 one then deleted
+    assert [c["step"] for c in act["late_checkpoints"]] == [16, 20]
+    assert all(c["eval"]["n"] == c["eval_ensemble"]["n"] == SMOKE.eval_episodes for c in act["late_checkpoints"])
+    assert act["late_checkpoints"][-1]["eval"]["successes"] == act["eval"]["successes"]
+    assert sorted(d.name for d in (Path(act["checkpoint"]).parents[1]).iterdir()) == ["000020", "last"]
+    assert "Ensembling stability" in (out / "results.md").read_text()
     # The in-process metrics (collisions, routes, smoothness) roll out the same policy on the same env as
     # lerobot-eval: act (z = 0, no dropout at eval) is deterministic, so on lerobot-eval's seeds the episodes match.
     policy, pre, post = M.load_checkpoint(Path(act["checkpoint"]))

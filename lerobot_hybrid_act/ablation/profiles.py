@@ -134,6 +134,9 @@ class Profile:
     timeout_s: int = 2 * 3600
     # checkpoints per training run: a run stopped (end of a session) resumes from the last one
     checkpoints_per_run: int = 5
+    # ensembling stability: the last N of them are each evaluated with and without temporal ensembling (issue 7:
+    # ACT with ensembling swung between 26% and 80% across late checkpoints); 1 = the final checkpoint only
+    late_checkpoints: int = 3
 
     def n_demos(self, task: str) -> list[int]:
         return sorted({self.main_n_demos[task], *self.extra_n_demos.get(task, ())})
@@ -171,7 +174,7 @@ SMOKE = Profile(
     description="smoke test of the harness (tiny: 20 steps, 2 eval episodes); its numbers mean nothing",
     tasks=(DOCKING,), policies=("act", "hybrid_act_c"), steps={"docking": 20},
     main_n_demos={"docking": 6}, seeds=(1,), eval_episodes=2, n_heldout=4, fidelity_obs=8, k_samples=3,
-    smooth_episodes=1, route_starts=1, route_rollouts=3, control_z=2,
+    smooth_episodes=1, route_starts=1, route_rollouts=3, control_z=2, late_checkpoints=2,
 )
 
 QUICK = Profile(

@@ -28,6 +28,8 @@ COLORS = {"act": "tab:blue", "diffusion": "tab:gray", "hybrid_act_a": "tab:orang
 METRIC_DEFS = {
     "success": "success rate from lerobot-eval's per-episode `successes` (eval seeds 1000..), 95% Wilson CI",
     "success_ensemble": "the same checkpoint evaluated with temporal ensembling (coeff 0.01, a chunk every step)",
+    "late_checkpoints": "ensembling stability: the last 3 of the 5 training checkpoints, each evaluated by lerobot-eval "
+                        "without / with temporal ensembling on the same episodes; spread = max - min success over them",
     "success_hold": "hybrid_act_c evaluated with `--policy.z_mode=hold`: one z ~ p(z|obs) drawn at the episode's "
                     "first chunk and kept (default `sample`: a fresh z every chunk); no ensembling",
     "max_reward": "mean over lerobot-eval episodes of the episode's max reward (ALOHA: stage reached, 0-4; "
@@ -95,6 +97,29 @@ def superseded_table(out: Path, profile) -> str:
             "not counted above; flags they had, ~~flags they lacked~~):\n\n"
             "| run | settings that differ | success | w/ ensembling | z held |\n|---|---|---|---|---|\n"
             + "\n".join(rows) + "\n")
+
+
+def stability_table(runs: list[dict]) -> str:
+    """Success without / with ensembling at each late checkpoint, one row per run that has them."""
+    have = sorted((r for r in runs if len(r.get("late_checkpoints") or []) > 1),
+                  key=lambda r: (r["task"], r["n_demos"], _porder(r["policy"]), r["seed"]))
+    if not have:
+        return ""
+    n_ck = max(len(r["late_checkpoints"]) for r in have)
+    lines = ["Ensembling stability: success at the late checkpoints (without / with temporal ensembling), "
+             "same episodes at every checkpoint:", "",
+             "| run | " + " | ".join([f"checkpoint {i}" for i in range(1, n_ck)] + ["final"])
+             + " | spread | spread w/ ens. |", "|---|" + "---|" * (n_ck + 2)]
+    for r in have:
+        ck = r["late_checkpoints"]
+        cells = ["–"] * (n_ck - len(ck))
+        for c in ck:
+            e, en = c.get("eval"), c.get("eval_ensemble")
+            cells.append(f"{c['step']}: {e['successes']}/{e['n']}" + (f" / {en['successes']}/{en['n']}" if en else ""))
+        spread = [max(v) - min(v) if v else None for v in
+                  ([c[k]["success_rate"] for c in ck if k in c] for k in ("eval", "eval_ensemble"))]
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + f" | {_f(spread[0], 2)} | {_f(spread[1], 2)} |")
+    return "\n".join(lines) + "\n"
 
 
 def _current_runs(runs: list[dict], profile) -> tuple[list[dict], list[str]]:
@@ -464,13 +489,14 @@ def write_report(out, profile, command: str = "") -> list[Path]:
         "runs_planned": planned, "runs_present": present,
         "runs_missing": [n for n in planned if n not in present],
         "metric_definitions": METRIC_DEFS, "groups": groups,
+        "late_checkpoints": {r["name"]: r["late_checkpoints"] for r in runs if r.get("late_checkpoints")},
     }
     paths = [out / "results.json"]
     paths[0].write_text(json.dumps(res, indent=1))
     table = tables(groups, profile) if groups else "_no finished runs yet_"
-    old = superseded_table(out, profile)
-    if old:
-        table += "\n" + old
+    for extra in (stability_table(runs), superseded_table(out, profile)):
+        if extra:
+            table += "\n" + extra
     head = (f"Profile **{profile.name}** — {profile.description}.\n\n"
             f"Command: `{command}`. Hardware: {hw['nproc']} CPU cores ({hw['cpu_model']}), "
             f"torch {hw['torch']}, 1 intra-op thread per process, GPU: {hw['gpu']}. "

@@ -347,6 +347,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     train["wall_s_per_step"] = wall / run["steps"] if wall else None
     log(f"  trained: {wall:.0f}s" if wall else "  trained")
     evals = run_evals(profile, run, task, ckpt, work, logs, log)
+    late = late_checkpoint_evals(profile, run, task, train_dir, work, logs, log)
     from .metrics import evaluate_checkpoint
 
     extra = evaluate_checkpoint(ckpt, task, profile, held, data, log=log)
@@ -355,6 +356,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
         "profile": profile.name,
         "train": train,
         **evals,
+        "late_checkpoints": late + [{"step": run["steps"], **{k: _slim(evals[k]) for k in STABILITY if k in evals}}],
         "metrics": extra,
         "dataset": str(data), "heldout": str(held), "checkpoint": str(ckpt),
         "train_command": train_cmd(run, task, data, train_dir, profile),
@@ -367,6 +369,38 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     tmp.replace(res_path)
     log(f"  -> {res_path} ({result['run_wall_s']:.0f}s)")
     return res_path
+
+
+STABILITY = ("eval", "eval_ensemble")  # the variants compared across late checkpoints
+
+
+def _slim(ev: dict) -> dict:
+    return {k: ev[k] for k in ("successes", "n", "success_rate", "wilson95")}
+
+
+def late_checkpoint_evals(profile: Profile, run: dict, task: TaskSpec, train_dir: Path, work: Path, logs: Path,
+                          log) -> list[dict]:
+    """Ensembling stability: lerobot-eval each intermediate checkpoint kept by ``train_to_end`` with and without
+    temporal ensembling (same episodes and seeds as the final one), then delete it. ``[{step, eval, ...}]``."""
+    out = []
+    dirs = sorted(d for d in (train_dir / "checkpoints").iterdir() if d.name.isdigit() and int(d.name) < run["steps"])
+    for d in dirs:
+        step = int(d.name)
+        ev = {"step": step}
+        for key, suffix, extra in eval_variants(profile, run["policy"]):
+            if key not in STABILITY:
+                continue
+            edir = work / "eval" / f"{run['name']}_step{step}{suffix}"
+            if not (edir / "eval_info.json").is_file():
+                shutil.rmtree(edir, ignore_errors=True)
+                _run(eval_cmd(d / "pretrained_model", task, profile.eval_episodes, edir, extra),
+                     logs / f"{run['name']}.step{step}.{key}.log", profile.timeout_s)
+            ev[key] = _slim(parse_eval(edir / "eval_info.json", task.eval_seed))
+        log(f"  step {step}: " + ", ".join(f"{k} {v['successes']}/{v['n']}" for k, v in ev.items() if k != "step"))
+        out.append(ev)
+    for d in dirs:  # evaluated: only ``last`` is kept
+        shutil.rmtree(d)
+    return out
 
 
 def checkpoint_step(train_dir: Path) -> int | None:
@@ -385,7 +419,8 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
     at most that much work; ``lerobot-train --resume=true`` restores weights, optimizer, scheduler, RNG and data
     order (not bit for bit: see the README's "Checkpoints and the Hub"), and the result records where it resumed.
     Wall time counts each stopped segment up to its last checkpoint. Writes ``ablation_train.json`` at the end and
-    removes the intermediate checkpoints (``last`` stays)."""
+    removes the intermediate checkpoints except the last ``profile.late_checkpoints`` (evaluated, then removed, by
+    ``late_checkpoint_evals``)."""
     # beside train_dir, not in it: lerobot-train refuses to start a fresh run in an existing output directory
     seg_path, meta_path = train_dir.with_name(train_dir.name + ".segments.json"), train_dir / "ablation_train.json"
     settings = run_settings(profile, run)
@@ -418,10 +453,9 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
                                      "resumed_from_steps": [s["from_step"] for s in segments[1:]],
                                      "segments": segments}))
     seg_path.unlink()
-    last = (train_dir / "checkpoints" / "last").resolve()
-    for d in (train_dir / "checkpoints").iterdir():
-        if d.is_dir() and not d.is_symlink() and d.resolve() != last:
-            shutil.rmtree(d)
+    steps = sorted(d for d in (train_dir / "checkpoints").iterdir() if d.name.isdigit())
+    for d in steps[: max(0, len(steps) - profile.late_checkpoints)]:
+        shutil.rmtree(d)
 
 
 def training_settings(cmd: list[str]) -> list[str]:
