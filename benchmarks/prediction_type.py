@@ -59,7 +59,7 @@ def main() -> None:
         cmd = [x for x in runner.train_cmd(run, task, data, out, prof) if not x.startswith("--policy.prediction_type")]
         cmd.append(f"--policy.prediction_type={target}")
         wall = None
-        if not (ckpt / "model.safetensors").is_file():
+        if runner.checkpoint_step(out) != a.steps:  # missing, or an intermediate checkpoint of a stopped run
             import shutil
 
             shutil.rmtree(out, ignore_errors=True)
