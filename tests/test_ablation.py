@@ -362,7 +362,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert all(c["eval"]["n"] == c["eval_ensemble"]["n"] == SMOKE.eval_episodes for c in act["late_checkpoints"])
     assert act["late_checkpoints"][-1]["eval"]["successes"] == act["eval"]["successes"]
     assert sorted(d.name for d in (Path(act["checkpoint"]).parents[1]).iterdir()) == ["000020", "last"]
-    assert "Ensembling stability" in (out / "results.md").read_text()
+    assert "Ensembling stability" in (out / "results.md").read_text() and (out / "checkpoint_stability.png").is_file()
     # The in-process metrics (collisions, routes, smoothness) roll out the same policy on the same env as
     # lerobot-eval: act (z = 0, no dropout at eval) is deterministic, so on lerobot-eval's seeds the episodes match.
     policy, pre, post = M.load_checkpoint(Path(act["checkpoint"]))

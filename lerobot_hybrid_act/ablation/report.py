@@ -418,7 +418,30 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
                      f"black = unknown (collided first), dashed = failed — {label}", fontsize=8)
         fig.tight_layout()
         paths.append(_save(fig, out / "docking_routes.png"))
-        # 4. z scatter
+    # 4. ensembling stability: success at the late checkpoints, one line per run
+    late = [r for r in runs if len(r.get("late_checkpoints") or []) > 1]
+    if late:
+        ltasks = sorted({r["task"] for r in late})
+        fig, axes = plt.subplots(1, len(ltasks), figsize=(5.5 * len(ltasks), 3.8), squeeze=False)
+        for ax, task in zip(axes[0], ltasks):
+            for r in sorted((r for r in late if r["task"] == task), key=lambda r: _porder(r["policy"])):
+                ck = r["late_checkpoints"]
+                for key, ls in (("eval", "-"), ("eval_ensemble", "--")):
+                    pts = [(c["step"], c[key]["success_rate"]) for c in ck if key in c]
+                    if pts:
+                        ax.plot(*zip(*pts), ls=ls, marker="o", color=COLORS.get(r["policy"]),
+                                label=f"{r['policy']} s{r['seed']} n{r['n_demos']}" + (" ens." if ls == "--" else ""))
+            ax.set_xlabel("training step")
+            ax.set_ylabel("success rate")
+            ax.set_ylim(-0.03, 1.03)
+            ax.set_title(task, fontsize=9)
+            ax.legend(fontsize=6)
+        fig.suptitle(f"Success at the late checkpoints (solid: action queue, dashed: temporal ensembling) — {label}",
+                     fontsize=8)
+        fig.tight_layout()
+        paths.append(_save(fig, out / "checkpoint_stability.png"))
+    if dock:
+        # 5. z scatter
         panels = []
         for p in ("act", "hybrid_act_b", "hybrid_act_c"):
             if p in pick:
