@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -254,6 +255,7 @@ def run_parallel(profile: Profile, out: Path, work: Path, only: list[str] | None
     for run in plan:
         _record_datasets(profile, run, work, out / "logs")
     queue, active, failed = list(plan), {}, []
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))  # `kill` also runs the ``finally``
 
     def forward(pipe, tag):
         for line in pipe:
@@ -266,7 +268,8 @@ def run_parallel(profile: Profile, out: Path, work: Path, only: list[str] | None
                 slot = min(set(range(jobs)) - {s for s, _ in active.values()})
                 cmd = [sys.executable, "-m", "lerobot_hybrid_act.ablation.cli", "--profile", profile.name,
                        "--out", str(out), "--work", str(work), "--only", run["name"], "--no-report"]
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                                        start_new_session=True)  # its own process group: see ``finally``
                 threading.Thread(target=forward, args=(proc.stdout, f"w{slot + 1}|"), daemon=True).start()
                 log(f"[{len(plan) - len(queue)}/{len(plan)}] w{slot + 1}: {run['name']}")
                 active[proc] = (slot, run["name"])
@@ -276,8 +279,11 @@ def run_parallel(profile: Profile, out: Path, work: Path, only: list[str] | None
                 if proc.returncode != 0:
                     failed.append(name)
     finally:
-        for proc in active:  # interrupted: stop the workers; their runs resume from the last checkpoint
-            proc.terminate()
+        for proc in active:  # interrupted: stop each worker with its lerobot-train/-eval; runs resume later
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
     if failed:
         raise RuntimeError(f"{len(failed)} run(s) failed: {failed} (see {out / 'failed'})")
 
