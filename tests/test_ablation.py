@@ -212,6 +212,34 @@ def test_backfill_adds_only_missing_evals(tmp_path, monkeypatch):
     assert runner.backfill_evals(FULL, run, res_path, tmp_path, tmp_path, print) and len(calls) == 1  # complete now
 
 
+def test_late_checkpoints_evaluated_then_deleted_and_found_again_after_a_crash(tmp_path, monkeypatch):
+    from lerobot_hybrid_act.ablation import runner
+
+    run = next(r for r in SMOKE.runs() if r["policy"] == "act")
+    train_dir, work = tmp_path / "work" / "train" / run["name"], tmp_path / "work"
+    for step in ("000012", "000016", "000020"):
+        (train_dir / "checkpoints" / step / "pretrained_model").mkdir(parents=True)
+    calls = []
+
+    def fake_run(cmd, log, timeout):  # writes what lerobot-eval would: 1 success in 2 episodes
+        calls.append(cmd)
+        out = Path(next(a for a in cmd if a.startswith("--output_dir=")).split("=", 1)[1])
+        out.mkdir(parents=True)
+        info = {"per_task": [{"metrics": {"successes": [True, False], "max_rewards": [1.0, 0.0]}}], "overall": {}}
+        (out / "eval_info.json").write_text(json.dumps(info))
+        return 0.0
+
+    monkeypatch.setattr(runner, "_run", fake_run)
+    task = SMOKE.task("docking")
+    late = runner.late_checkpoint_evals(SMOKE, run, task, train_dir, work, tmp_path, print)
+    assert [c["step"] for c in late] == [12, 16] and len(calls) == 4  # plain + ensembled at 12 and 16
+    assert late[0]["eval"]["successes"] == 1 and late[1]["eval_ensemble"]["n"] == 2
+    assert sorted(d.name for d in (train_dir / "checkpoints").iterdir()) == ["000020"]  # final kept
+    # rerun (e.g. the run crashed before its result was written): same numbers, nothing re-evaluated
+    assert runner.late_checkpoint_evals(SMOKE, run, task, train_dir, work, tmp_path, print) == late
+    assert len(calls) == 4
+
+
 # ----------------------------------------------------------------------------------------------- report
 def _fake_run(policy, n, seed, k, n_ep=10, stochastic=True):
     ci = {"mean": 0.5, "ci": [0.4, 0.6], "n": 8}

@@ -389,22 +389,27 @@ def late_checkpoint_evals(profile: Profile, run: dict, task: TaskSpec, train_dir
     """Ensembling stability: lerobot-eval each intermediate checkpoint kept by ``train_to_end`` with and without
     temporal ensembling (same episodes and seeds as the final one), then delete it. ``[{step, eval, ...}]``."""
     out = []
-    dirs = sorted(d for d in (train_dir / "checkpoints").iterdir() if d.name.isdigit() and int(d.name) < run["steps"])
-    for d in dirs:
-        step = int(d.name)
+    dirs = {int(d.name): d for d in (train_dir / "checkpoints").iterdir() if d.name.isdigit()
+            and int(d.name) < run["steps"]}
+    # a rerun after a crash past this point finds the evaluations without their (deleted) checkpoints
+    done = {int(m.group(1)) for e in (work / "eval").glob(f"{run['name']}_step*/eval_info.json")
+            if (m := re.fullmatch(rf"{re.escape(run['name'])}_step(\d+)", e.parent.name))}
+    for step in sorted(set(dirs) | done):
         ev = {"step": step}
         for key, suffix, extra in eval_variants(profile, run["policy"]):
             if key not in STABILITY:
                 continue
             edir = work / "eval" / f"{run['name']}_step{step}{suffix}"
             if not (edir / "eval_info.json").is_file():
+                if step not in dirs:  # its checkpoint is gone: keep what was measured
+                    continue
                 shutil.rmtree(edir, ignore_errors=True)
-                _run(eval_cmd(d / "pretrained_model", task, profile.eval_episodes, edir, extra),
+                _run(eval_cmd(dirs[step] / "pretrained_model", task, profile.eval_episodes, edir, extra),
                      logs / f"{run['name']}.step{step}.{key}.log", profile.timeout_s)
             ev[key] = _slim(parse_eval(edir / "eval_info.json", task.eval_seed))
         log(f"  step {step}: " + ", ".join(f"{k} {v['successes']}/{v['n']}" for k, v in ev.items() if k != "step"))
         out.append(ev)
-    for d in dirs:  # evaluated: only ``last`` is kept
+    for d in dirs.values():  # evaluated: only ``last`` is kept
         shutil.rmtree(d)
     return out
 
