@@ -95,11 +95,16 @@ def test_nearest_centroid_same_route_and_kl():
 
 
 # --------------------------------------------------------------------------------------------- profiles
-def test_only_selects_exact_names_or_name_parts():
+def test_only_selects_exact_names_or_name_parts(capsys):
     names = lambda only: [r["name"] for r in select_runs(FULL, only)]  # noqa: E731
     assert names([run_name("docking", "act", 10, 1)]) == [run_name("docking", "act", 10, 1)]  # not n100
     assert names(["docking__act__n10"]) == [run_name("docking", "act", n, s) for s in (1, 2, 3) for n in (10, 100)]
     assert len(names(["aloha_"])) == 30 and names(None) == [r["name"] for r in FULL.runs()]
+    from lerobot_hybrid_act.ablation.cli import main
+
+    with pytest.raises(SystemExit):  # a typo must not silently run nothing
+        main(["--profile", "full", "--only", "dokcing__", "--report-only"])
+    assert "matches no run of profile 'full'" in capsys.readouterr().err
 
 
 def test_profiles_plan_and_policy_flags():

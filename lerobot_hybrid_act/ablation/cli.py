@@ -38,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     if a.jobs < 1:
         p.error(f"--jobs must be >= 1, got {a.jobs}")
     prof = get_profile(a.profile)
+    if a.only:
+        from .runner import select_runs
+
+        if not select_runs(prof, a.only):
+            p.error(f"--only {' '.join(a.only)} matches no run of profile {prof.name!r}; run names look like "
+                    f"{prof.runs()[0]['name']} (task__policy__n<demos>__s<seed>)")
     out = Path(a.out or f"results/{prof.name}")
     work = Path(a.work or f"outputs/ablation/{prof.name}")
     # The runs depend only on the profile (``--only`` splits them between workers, ``--report-only`` re-reads
