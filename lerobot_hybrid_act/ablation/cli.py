@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", required=True, choices=sorted(PROFILES))
     p.add_argument("--out", default=None, help="results directory (default results/<profile>)")
     p.add_argument("--work", default=None, help="datasets/checkpoints (default outputs/ablation/<profile>)")
-    p.add_argument("--only", nargs="*", default=None, help="run only runs whose name contains one of these")
+    p.add_argument("--only", nargs="*", default=None, help="only these runs: exact run names or parts of names")
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one core each")
     p.add_argument("--report-only", action="store_true", help="only aggregate existing run files")
     p.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)  # workers of --jobs

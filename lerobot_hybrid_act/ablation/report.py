@@ -28,8 +28,9 @@ COLORS = {"act": "tab:blue", "diffusion": "tab:gray", "hybrid_act_a": "tab:orang
 METRIC_DEFS = {
     "success": "success rate from lerobot-eval's per-episode `successes` (eval seeds 1000..), 95% Wilson CI",
     "success_ensemble": "the same checkpoint evaluated with temporal ensembling (coeff 0.01, a chunk every step)",
-    "late_checkpoints": "ensembling stability: the last 3 of the 5 training checkpoints, each evaluated by lerobot-eval "
-                        "without / with temporal ensembling on the same episodes; spread = max - min success over them",
+    "late_checkpoints": "ensembling stability: the last training checkpoints (profile `late_checkpoints` of "
+                        "`checkpoints_per_run`: 3 of 5 in quick/full), each evaluated by lerobot-eval without / with "
+                        "temporal ensembling on the same episodes; spread = max - min success over them",
     "success_hold": "hybrid_act_c evaluated with `--policy.z_mode=hold`: one z ~ p(z|obs) drawn at the episode's "
                     "first chunk and kept (default `sample`: a fresh z every chunk); no ensembling",
     "max_reward": "mean over lerobot-eval episodes of the episode's max reward (ALOHA: stage reached, 0-4; "
