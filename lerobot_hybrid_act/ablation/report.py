@@ -306,7 +306,8 @@ def tables(groups: list[dict], profile) -> str:
                 rt = g.get("routes", {})
                 acc = ", ".join(f"{k}: {_f(v.get('0'), 2)}" for k, v in g.get("route_accuracy", {}).items()) or "–"
                 lines.append(
-                    f"| {g['policy']} | {_f(ro.get('success_rate'), 2)} | {_f(ro.get('collision_rate'), 2)} | {_f(ro.get('mode_averaging_rate'), 2)} | "
+                    f"| {g['policy']} | {_f(ro.get('success_rate'), 2)} | {_f(ro.get('collision_rate'), 2)} | "
+                    f"{_f(ro.get('mode_averaging_rate'), 2)} | "
                     f"{_f(rt.get('coverage'), 2)} | {_f(rt.get('entropy'), 2)} | {_f(rt.get('same_route_free'), 2)} | "
                     f"{_f(rt.get('same_route_held_z'), 2)} | {acc} |")
             lines.append("")

@@ -142,18 +142,21 @@ def run_evals(profile: Profile, run: dict, task: TaskSpec, ckpt: Path, work: Pat
     for key, suffix, extra in eval_variants(profile, run["policy"]):
         if keys is not None and key not in keys:
             continue
-        edir = work / "eval" / (run["name"] + suffix)
-        if not (edir / "eval_info.json").is_file():
-            if edir.exists():
-                shutil.rmtree(edir)
-            _run(eval_cmd(ckpt, task, profile.eval_episodes, edir, extra), logs / f"{run['name']}.{key}.log",
-                 profile.timeout_s)
-        evals[key] = parse_eval(edir / "eval_info.json", task.eval_seed)
+        evals[key] = _eval_once(profile, task, ckpt, work / "eval" / (run["name"] + suffix), extra,
+                                logs / f"{run['name']}.{key}.log")
         evals[key]["flags"] = extra
         if key == "eval_ensemble":
             evals[key]["temporal_ensemble_coeff"] = profile.ensemble_coeff
         log(f"  {key}: {evals[key]['successes']}/{evals[key]['n']}")
     return evals
+
+
+def _eval_once(profile: Profile, task: TaskSpec, ckpt: Path | None, edir: Path, extra: list[str], log: Path) -> dict:
+    """lerobot-eval ``ckpt`` into ``edir`` unless its eval_info.json exists already; the parsed result."""
+    if not (edir / "eval_info.json").is_file():
+        shutil.rmtree(edir, ignore_errors=True)
+        _run(eval_cmd(ckpt, task, profile.eval_episodes, edir, extra), log, profile.timeout_s)
+    return parse_eval(edir / "eval_info.json", task.eval_seed)
 
 
 def backfill_evals(profile: Profile, run: dict, res_path: Path, work: Path, logs: Path, log) -> bool:
@@ -400,13 +403,10 @@ def late_checkpoint_evals(profile: Profile, run: dict, task: TaskSpec, train_dir
             if key not in STABILITY:
                 continue
             edir = work / "eval" / f"{run['name']}_step{step}{suffix}"
-            if not (edir / "eval_info.json").is_file():
-                if step not in dirs:  # its checkpoint is gone: keep what was measured
-                    continue
-                shutil.rmtree(edir, ignore_errors=True)
-                _run(eval_cmd(dirs[step] / "pretrained_model", task, profile.eval_episodes, edir, extra),
-                     logs / f"{run['name']}.step{step}.{key}.log", profile.timeout_s)
-            ev[key] = _slim(parse_eval(edir / "eval_info.json", task.eval_seed))
+            if step not in dirs and not (edir / "eval_info.json").is_file():
+                continue  # its checkpoint is gone and this variant was never measured: keep what was
+            ckpt = dirs[step] / "pretrained_model" if step in dirs else None
+            ev[key] = _slim(_eval_once(profile, task, ckpt, edir, extra, logs / f"{run['name']}.step{step}.{key}.log"))
         log(f"  step {step}: " + ", ".join(f"{k} {v['successes']}/{v['n']}" for k, v in ev.items() if k != "step"))
         out.append(ev)
     for d in dirs.values():  # evaluated: only ``last`` is kept
