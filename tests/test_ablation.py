@@ -197,24 +197,33 @@ def test_eval_variants_per_policy():
     assert hold == ["--policy.z_mode=hold"]  # no ensembling flags: one change at a time
 
 
-def test_backfill_adds_only_missing_evals(tmp_path, monkeypatch):
-    """A run finished before ``eval_hold`` existed gets exactly that eval added; everything else is kept."""
-    from lerobot_hybrid_act.ablation import runner
+def test_backfill_adds_only_missing_evals_and_z_usage(tmp_path, monkeypatch):
+    """A C run finished before ``eval_hold`` and ``z_usage`` existed gets exactly those added; the rest is kept."""
+    from lerobot_hybrid_act.ablation import metrics, runner
 
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
     run = next(r for r in FULL.runs() if r["policy"] == "hybrid_act_c")
     res_path = tmp_path / f"{run['name']}.json"
-    old = {"name": run["name"], "eval": {"n": 50}, "eval_ensemble": {"n": 50}, "checkpoint": str(ckpt), "x": 1}
+    old = {"name": run["name"], "eval": {"n": 50}, "eval_ensemble": {"n": 50}, "checkpoint": str(ckpt), "x": 1,
+           "heldout": "H", "dataset": "D", "metrics": {"latent": {"kl": {"kl": 0.1}}}}
     res_path.write_text(json.dumps(old))
     calls = []
     monkeypatch.setattr(runner, "run_evals", lambda *a, keys=None, **k: calls.append(keys) or {"eval_hold": {"n": 50}})
-    assert not runner.backfill_evals(FULL, run, res_path, tmp_path, tmp_path, print)  # no model.safetensors yet
+    monkeypatch.setattr(metrics, "z_usage_of_checkpoint",
+                        lambda c, task, prof, held, data: calls.append((c, task.name, str(held), str(data))) or {"from_z": 1})
+    assert not runner.backfill(FULL, run, res_path, tmp_path, tmp_path, print)  # no model.safetensors yet
     assert json.loads(res_path.read_text()) == old and calls == []
     (ckpt / "model.safetensors").write_bytes(b"")
-    assert runner.backfill_evals(FULL, run, res_path, tmp_path, tmp_path, print)
-    assert calls == [{"eval_hold"}] and json.loads(res_path.read_text()) == {**old, "eval_hold": {"n": 50}}
-    assert runner.backfill_evals(FULL, run, res_path, tmp_path, tmp_path, print) and len(calls) == 1  # complete now
+    assert runner.backfill(FULL, run, res_path, tmp_path, tmp_path, print)
+    assert calls == [{"eval_hold"}, (ckpt, run["task"], "H", "D")]
+    assert json.loads(res_path.read_text()) == {
+        **old, "eval_hold": {"n": 50}, "metrics": {"latent": {"kl": {"kl": 0.1}, "z_usage": {"from_z": 1}}}}
+    assert runner.backfill(FULL, run, res_path, tmp_path, tmp_path, print) and len(calls) == 2  # complete now
+    b = next(r for r in FULL.runs() if r["policy"] == "hybrid_act_b")  # no z_usage for B (its z is f(obs))
+    res_b = tmp_path / "b.json"
+    res_b.write_text(json.dumps({**old, "name": b["name"]}))
+    assert runner.backfill(FULL, b, res_b, tmp_path, tmp_path, print) and len(calls) == 2
 
 
 def test_late_checkpoints_evaluated_then_deleted_and_found_again_after_a_crash(tmp_path, monkeypatch):
@@ -282,6 +291,9 @@ def test_report_on_fabricated_runs(tmp_path):
     (out / "runs").mkdir(parents=True)
     runs = [_fake_run("act", 6, 1, 3, stochastic=False), _fake_run("hybrid_act_c", 6, 1, 7),
             _fake_run("hybrid_act_c", 6, 2, 9)]
+    for r, from_z in zip(runs[1:], (0.01, 0.03)):
+        r["metrics"]["latent"]["z_usage"] = {"from_z": {"mean": from_z, "ci": [0, 1], "n": 8},
+                                             "from_noise": {"mean": 0.2, "ci": [0, 1], "n": 8}}
     for r in runs:
         (out / "runs" / f"{r['name']}.json").write_text(json.dumps(r))
     (out / "runs" / "broken.json").write_text("{not json")  # a run being written: ignored
@@ -315,6 +327,7 @@ def test_report_on_fabricated_runs(tmp_path):
     assert a["best_of_k_mse"] is None and a["chunk_mse"]["ci_over"] == "items"
     md = (out / "results.md").read_text()
     assert "| hybrid_act_c | 80% (16/20;" in md and "profile 'smoke'" in md
+    assert "| docking | 6 | 1, 2 | 0.020 [0.010, 0.030] | 0.200 [0.200, 0.200] |" in md  # z usage, over seeds
     sec = (out / "README_section.md").read_text()
     assert "hybrid-act-ablation --profile smoke" in sec and "CPU cores" in sec
     # aggregate is pure: same groups from the same runs
@@ -404,3 +417,26 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert [float(r["rewards"].max()) for r in ro["rollouts"]] == pytest.approx(act["eval"]["max_rewards"], abs=1e-4)
     p2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p2.returncode == 0 and p2.stdout.count("done already, skipped") == 2
+
+
+def test_z_usage_is_zero_when_the_denoiser_ignores_z():
+    """from_z measures the denoiser's use of z: exactly 0 once the z inputs of its conditioning MLP are cut."""
+    import torch
+
+    from conftest import make_batch, make_policy, observation
+    from lerobot_hybrid_act.ablation.metrics import ChunkSampler, pairwise_diversity
+
+    policy = make_policy("hybrid_act_c", image=False)
+    policy.eval()
+    with torch.no_grad():  # FiLM starts at zero (identity); give it weights as training would
+        for layer in policy.model.denoiser.layers:
+            torch.nn.init.normal_(layer.film.weight, std=0.1)
+    sampler = ChunkSampler(policy, None, lambda a: a)
+    batch = {k: v[:1] for k, v in observation(make_batch(image=False)).items()}
+    by_z, by_noise = sampler.sample_z_vs_noise(batch, k=4, seed=0)
+    assert by_z.shape == by_noise.shape == (4, policy.config.chunk_size, policy.config.action_feature.shape[0])
+    assert pairwise_diversity(by_z) > 1e-4 and pairwise_diversity(by_noise) > 1e-4
+    with torch.no_grad():
+        policy.model.denoiser.cond[0].weight[:, -policy.config.latent_dim:] = 0.0  # the z columns
+    by_z, by_noise = sampler.sample_z_vs_noise(batch, k=4, seed=0)
+    assert pairwise_diversity(by_z) < 1e-6 and pairwise_diversity(by_noise) > 1e-4

@@ -22,6 +22,8 @@ Pure functions (unit-tested on hand-made arrays):
 - ``kl_stats(kl_per_dim)``: mean total KL (nats, summed over latent dims) and number of *active*
   dims (batch-mean KL > 0.01 nats).
 - ``same_route_fraction(groups)``: fraction of groups (rollouts with one held z) whose known routes all agree.
+- ``z_usage`` (hybrid_act_c): ``pairwise_diversity`` of K chunks decoded from K prior draws of z with one shared
+  diffusion noise (``from_z``) vs from one z with K noises (``from_noise``): does the denoiser use z at all?
 
 ``evaluate_checkpoint`` loads a checkpoint as LeRobot does (``get_policy_class(type).from_pretrained`` +
 ``make_pre_post_processors(config, pretrained_path=...)``) and computes everything above plus inference
@@ -259,7 +261,24 @@ class ChunkSampler:
             else:
                 c = self.policy.predict_action_chunk(batch)
             out.append(c[0])
-        c = torch.stack(out)  # (k, T, A) normalised
+        return self._unnormalise(torch.stack(out))
+
+    def sample_z_vs_noise(self, batch: dict, k: int, seed: int):
+        """hybrid_act_c: (k chunks for k prior draws of z and one noise, k chunks for one z and k noises)."""
+        import torch
+
+        model = self.policy.model
+        gen = lambda j: torch.Generator().manual_seed(seed * 1000 + j)  # noqa: E731
+        with torch.no_grad():
+            obs = model.encode_observation(batch)
+            zs = [model.style.infer(obs.summary, "sample", self.policy.config.prior_temperature, gen(j))
+                  for j in range(k)]
+            by_z = torch.cat([model.sample(obs, z, gen(0)) for z in zs])
+            by_noise = torch.cat([model.sample(obs, zs[0], gen(j)) for j in range(k)])
+        return self._unnormalise(by_z), self._unnormalise(by_noise)
+
+    def _unnormalise(self, c):
+        """(k, T, A) normalised chunks -> float64 array in the dataset's action units."""
         kk, T, A = c.shape
         flat = self.post(c.reshape(kk * T, A))
         return flat.reshape(kk, T, A).detach().cpu().numpy().astype(np.float64)
@@ -290,6 +309,24 @@ def chunk_metrics(sampler: ChunkSampler, hold: HeldOut, stats, n_obs: int, k: in
         "k": k if stochastic else 1,
         "steps": steps,
     }
+
+
+def z_usage(sampler: ChunkSampler, hold: HeldOut, stats, n_obs: int, k: int, steps: int) -> dict:
+    """hybrid_act_c: does the denoiser use z? Chunk diversity from z alone vs from the diffusion noise alone.
+
+    On the same held-out frames as ``chunk_metrics``: ``from_z`` decodes K prior draws z_1..z_K with one shared
+    initial noise, ``from_noise`` decodes one z with K initial noises (``pairwise_diversity``, standardised
+    actions). A denoiser that ignores z has ``from_z`` ~ 0 whatever the KL or the latent probes say.
+    """
+    mean, std = stats
+    idx = np.linspace(0, len(hold.state) - 1, num=min(n_obs, len(hold.state))).astype(int)
+    from_z, from_noise = [], []
+    for n, i in enumerate(idx):
+        by_z, by_noise = sampler.sample_z_vs_noise(sampler.encode(hold, int(i)), k, seed=n)
+        T = min(steps, by_z.shape[1])
+        from_z.append(pairwise_diversity((by_z[:, :T] - mean) / std))
+        from_noise.append(pairwise_diversity((by_noise[:, :T] - mean) / std))
+    return {"from_z": summarize(from_z), "from_noise": summarize(from_noise), "k": k, "steps": steps}
 
 
 def inference_ms(sampler: ChunkSampler, hold: HeldOut, n: int = 20) -> dict:
@@ -507,6 +544,21 @@ def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> d
     return out
 
 
+def fidelity_steps(task) -> int:
+    """Chunk steps compared in fidelity/diversity metrics: the executed part (at most 50 on ALOHA)."""
+    return task.sizes.n_action_steps if task.is_docking else min(50, task.sizes.n_action_steps)
+
+
+def z_usage_of_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset_root: Path) -> dict:
+    """``z_usage`` of a hybrid_act_c checkpoint (for runs that finished before the metric existed)."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    sampler = ChunkSampler(*load_checkpoint(ckpt))
+    return z_usage(sampler, HeldOut(heldout_root), _load_stats(dataset_root), profile.fidelity_obs,
+                   profile.k_samples, fidelity_steps(task))
+
+
 def evaluate_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset_root: Path,
                         log=print) -> dict:
     """All in-process metrics of one checkpoint (see the module docstring)."""
@@ -519,7 +571,7 @@ def evaluate_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset_r
     t = cfg.type
     hold = HeldOut(heldout_root)
     stats = _load_stats(dataset_root)
-    steps = task.sizes.n_action_steps if task.is_docking else min(50, task.sizes.n_action_steps)
+    steps = fidelity_steps(task)
     sampler = ChunkSampler(policy, pre, post)
     t0 = time.perf_counter()
     res["fidelity"] = chunk_metrics(sampler, hold, stats, profile.fidelity_obs, profile.k_samples, steps)
@@ -527,6 +579,8 @@ def evaluate_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset_r
     log(f"  fidelity/inference {time.perf_counter() - t0:.0f}s")
     t0 = time.perf_counter()
     res["latent"] = latent_probe(policy, pre, hold, cfg.chunk_size if t != "diffusion" else cfg.horizon)
+    if t == "hybrid_act_c":
+        res["latent"]["z_usage"] = z_usage(sampler, hold, stats, profile.fidelity_obs, profile.k_samples, steps)
     log(f"  latent {time.perf_counter() - t0:.0f}s")
     chunk_len = cfg.n_action_steps
     seeds = [task.rollout_seed + i for i in range(profile.smooth_episodes)]

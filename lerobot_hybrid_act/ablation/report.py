@@ -53,6 +53,9 @@ METRIC_DEFS = {
                  "independently of the layout, so from the observation alone (prior mean, f(obs)) chance is the "
                  "ceiling; leave-one-out nearest-centroid is biased *below* 0.5 when the latent carries no route "
                  "information, so only values well above 0.5 mean anything",
+    "z_usage": "hybrid_act_c: chunk diversity from z alone (K prior draws, one shared diffusion noise) vs from "
+               "the noise alone (one z, K noises), same frames and units as `diversity`; ~0 from z means the "
+               "denoiser ignores z",
     "kl": "KL (nats, summed over dims) on held-out chunks: act q(z|a,s) vs N(0,I); C q(z|a,obs) vs p(z|obs)",
     "active_dims": "latent dims whose mean KL > 0.01 nats",
     "s_per_step": "lerobot-train wall time / steps (includes startup and checkpointing)",
@@ -207,6 +210,8 @@ def aggregate(runs: list[dict]) -> list[dict]:
             "kl": col("metrics", "latent", "kl", "kl"),
             "active_dims": col("metrics", "latent", "kl", "active_dims"),
             "latent_dim": _get(rs[0], "metrics", "latent", "kl", "latent_dim"),
+            "z_from_z": col("metrics", "latent", "z_usage", "from_z", "mean"),
+            "z_from_noise": col("metrics", "latent", "z_usage", "from_noise", "mean"),
             "smooth": {}, "rollouts": {},
         }
         for mode, key in (("queue", "rollouts"), ("ensemble", "rollouts_ensemble")):
@@ -324,6 +329,20 @@ def tables(groups: list[dict], profile) -> str:
                 lines.append(f"| {p} | " + " | ".join(cells) + " |")
             lines.append("")
     return "\n".join(lines)
+
+
+def z_usage_table(groups: list[dict]) -> str:
+    """hybrid_act_c per (task, demos): how much of the chunk's spread comes from z and how much from the noise."""
+    have = [g for g in groups if g["z_from_z"] is not None]
+    if not have:
+        return ""
+    lines = ["Does `hybrid_act_c`'s denoiser use z? Chunk diversity (held-out frames, K samples) from K prior "
+             "draws of z with one shared diffusion noise vs from one z with K noises:", "",
+             "| task | demos | seeds | from z | from noise | KL (nats) |", "|---|---|---|---|---|---|"]
+    for g in have:
+        lines.append(f"| {g['task']} | {g['n_demos']} | {', '.join(str(s) for s in g['seeds'])} | "
+                     f"{_f(g['z_from_z'])} | {_f(g['z_from_noise'])} | {_f(g['kl'], 2)} |")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------- plots
@@ -519,7 +538,7 @@ def write_report(out, profile, command: str = "") -> list[Path]:
     paths = [out / "results.json"]
     paths[0].write_text(json.dumps(res, indent=1))
     table = tables(groups, profile) if groups else "_no finished runs yet_"
-    for extra in (stability_table(runs), superseded_table(out, profile)):
+    for extra in (z_usage_table(groups), stability_table(runs), superseded_table(out, profile)):
         if extra:
             table += "\n" + extra
     head = (f"Profile **{profile.name}** — {profile.description}.\n\n"

@@ -159,21 +159,31 @@ def _eval_once(profile: Profile, task: TaskSpec, ckpt: Path | None, edir: Path, 
     return parse_eval(edir / "eval_info.json", task.eval_seed)
 
 
-def backfill_evals(profile: Profile, run: dict, res_path: Path, work: Path, logs: Path, log) -> bool:
-    """Add evaluation variants introduced after a run finished (e.g. ``eval_hold``) to its result file.
+def backfill(profile: Profile, run: dict, res_path: Path, work: Path, logs: Path, log) -> bool:
+    """Add what was introduced after a run finished to its result file: evaluation variants (e.g. ``eval_hold``)
+    and C's ``metrics.latent.z_usage``.
 
-    Only the missing lerobot-eval runs are done, on the run's own checkpoint; training and the other numbers are
+    Only the missing pieces are computed, on the run's own final checkpoint; training and the other numbers are
     untouched. Returns False when the checkpoint is gone (then the result stays as it is)."""
     r = json.loads(res_path.read_text())
     missing = {k for k, _, _ in eval_variants(profile, run["policy"])} - set(r)
-    ckpt = Path(r.get("checkpoint", ""))
-    if not missing:
+    latent = r.get("metrics", {}).get("latent", {})
+    need_z = run["policy"] == "hybrid_act_c" and "z_usage" not in latent
+    if not missing and not need_z:
         return True
+    ckpt = Path(r.get("checkpoint", ""))
     if not (ckpt / "model.safetensors").is_file():
-        log(f"  cannot add {sorted(missing)}: checkpoint {ckpt} is gone")
+        log(f"  cannot add {sorted(missing) + (['z_usage'] if need_z else [])}: checkpoint {ckpt} is gone")
         return False
-    log(f"  adding {sorted(missing)}")
-    r.update(run_evals(profile, run, profile.task(run["task"]), ckpt, work, logs, log, keys=missing))
+    task = profile.task(run["task"])
+    if missing:
+        log(f"  adding {sorted(missing)}")
+        r.update(run_evals(profile, run, task, ckpt, work, logs, log, keys=missing))
+    if need_z:
+        from .metrics import z_usage_of_checkpoint
+
+        log("  adding metrics.latent.z_usage")
+        latent["z_usage"] = z_usage_of_checkpoint(ckpt, task, profile, Path(r["heldout"]), Path(r["dataset"]))
     tmp = res_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(r, indent=1, default=_json_default))
     tmp.replace(res_path)
@@ -308,7 +318,7 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
         if res_path.exists():
             log(f"[{i + 1}/{len(plan)}] {run['name']}: done already, skipped")
             try:
-                backfill_evals(profile, run, res_path, work, logs, log)
+                backfill(profile, run, res_path, work, logs, log)
             except Exception as e:  # the finished run stays valid without the new variant
                 log(f"  backfill FAILED: {str(e)[:2000]}")
             done.append(res_path)
