@@ -129,6 +129,9 @@ class HybridActConfig(PreTrainedConfig):
     optimizer_lr: float = 1e-4
     optimizer_weight_decay: float = 1e-4
     optimizer_lr_backbone: float = 1e-5
+    # Exponential moving average of the weights, updated after every optimizer step (lerobot-train calls
+    # ``policy.update()``); inference uses the averaged weights. 0 disables it.
+    ema_decay: float = 0.0
 
     # Which style strategy this policy type uses: the ONLY difference between A, B and C.
     style_mode: ClassVar[str] = "none"
@@ -184,6 +187,8 @@ class HybridActConfig(PreTrainedConfig):
                 raise ValueError(f"`n_vae_encoder_layers` must be positive, got {self.n_vae_encoder_layers}.")
             if self.kl_anneal != "none" and self.kl_anneal_steps <= 0:
                 raise ValueError(f"`kl_anneal_steps` must be positive with kl_anneal={self.kl_anneal!r}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"`ema_decay` must be in [0, 1) (0 disables the weight average), got {self.ema_decay}.")
         if self.kl_free_bits < 0:
             raise ValueError(f"`kl_free_bits` must be >= 0 nats per dimension, got {self.kl_free_bits}.")
         if self.prior_temperature < 0:

@@ -15,6 +15,7 @@ with a diffusers scheduler (DDIM by default, few steps), then an action queue or
 ``ACTTemporalEnsembler``.
 """
 
+import copy
 import math
 from collections import deque
 
@@ -66,6 +67,11 @@ class HybridActPolicy(PreTrainedPolicy):
         config.validate_features()
         self.config = config
         self.model = HybridActModel(config)
+        # Averaged copy of the weights used at inference (not optimised; saved with the checkpoint).
+        self.model_ema = None
+        if config.ema_decay > 0:
+            self.model_ema = copy.deepcopy(self.model).requires_grad_(False)
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         if config.temporal_ensemble_coeff is not None:
             self.temporal_ensembler = ACTTemporalEnsembler(config.temporal_ensemble_coeff, config.chunk_size)
         self._explicit_z: Tensor | None = None
@@ -78,6 +84,27 @@ class HybridActPolicy(PreTrainedPolicy):
         if backbone:
             groups.append({"params": [p for p in backbone if p.requires_grad], "lr": self.config.optimizer_lr_backbone})
         return groups
+
+    @property
+    def inference_model(self) -> "HybridActModel":
+        """The weights used to act: the moving average when ``ema_decay > 0``, else the trained ones."""
+        return self.model_ema if self.model_ema is not None else self.model
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """After each optimizer step (called by lerobot-train): move the averaged weights towards the new ones.
+
+        The decay warms up as min(ema_decay, (1 + n) / (10 + n)) after n updates, so that the average is not
+        dominated by the random initialisation early in training. Buffers (e.g. ``kl_step``) are copied."""
+        if self.model_ema is None:
+            return
+        n = int(self.ema_updates)
+        decay = min(self.config.ema_decay, (1 + n) / (10 + n))
+        for avg, new in zip(self.model_ema.parameters(), self.model.parameters(), strict=True):
+            avg.lerp_(new, 1.0 - decay)
+        self.ema_updates += 1
+        for avg, new in zip(self.model_ema.buffers(), self.model.buffers(), strict=True):
+            avg.copy_(new)
 
     def reset(self):
         """Clear per-episode state: the action queue or ensembler and a z held for the episode."""
@@ -107,20 +134,21 @@ class HybridActPolicy(PreTrainedPolicy):
     ) -> Tensor:
         """Sample a (B, chunk_size, action_dim) chunk. ``z`` overrides the style latent for this call."""
         self.eval()
-        obs = self.model.encode_observation(batch)
-        return self.model.sample(obs, self._inference_style(obs.summary, z, generator), generator)
+        model = self.inference_model
+        obs = model.encode_observation(batch)
+        return model.sample(obs, self._inference_style(obs.summary, z, generator), generator)
 
     def _inference_style(self, summary: Tensor, z: Tensor | None, generator: torch.Generator | None) -> Tensor | None:
         """z for one chunk: the caller's z, else a z held for the episode, else one drawn from the style module."""
         batch_size = summary.shape[0]
-        z = self._explicit_z if z is None else self.model.style.check_z(z)
+        z = self._explicit_z if z is None else self.inference_model.style.check_z(z)
         if z is not None:
             if z.shape[0] not in (1, batch_size):
                 raise ValueError(f"z has batch size {z.shape[0]} but the observation batch has {batch_size}.")
             return z.to(summary).expand(batch_size, -1)
         if self.config.z_mode == "hold" and self._held_z is not None and self._held_z.shape[0] == batch_size:
             return self._held_z
-        z = self.model.style.infer(summary, self.config.z_mode, self.config.prior_temperature, generator)
+        z = self.inference_model.style.infer(summary, self.config.z_mode, self.config.prior_temperature, generator)
         if self.config.z_mode == "hold":
             self._held_z = z
         return z

@@ -54,9 +54,14 @@ def evaluate(policy_path: str, out: Path, env: dict | None = None) -> dict:
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_lerobot_train_then_eval(variant, docking_dataset, tmp_path):
-    ckpt = train(variant, docking_dataset, tmp_path / "train")
+    ema = variant == "hybrid_act_b"  # one variant trains with a weight average: lerobot-train must call update()
+    ckpt = train(variant, docking_dataset, tmp_path / "train", extra=["--policy.ema_decay=0.5"] if ema else [])
     for name in ("config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json"):
         assert (ckpt / name).is_file(), name
+    if ema:
+        from safetensors.torch import load_file
+
+        assert int(load_file(ckpt / "model.safetensors")["ema_updates"]) == TRAIN_STEPS
     assert json.loads((ckpt / "config.json").read_text())["type"] == variant
     info = evaluate(str(ckpt), tmp_path / "eval")
     overall = info["overall"]

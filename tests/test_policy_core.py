@@ -205,3 +205,45 @@ def test_state_only_config_works():
     loss, _ = policy(batch)
     loss.backward()
     assert policy.predict_action_chunk(observation(batch)).shape == (6, CHUNK, ACTION_DIM)
+
+
+def test_ema_weights_follow_training_and_are_what_acts(tmp_path):
+    """ema_decay > 0: update() (called by lerobot-train after each optimizer step) moves the averaged copy towards
+    the trained weights; the average is not optimised, is what predict_action_chunk uses, and is saved."""
+    from lerobot.policies.factory import get_policy_class
+
+    policy = make_policy("hybrid_act_c", ema_decay=0.9)
+    optimised = {id(p) for g in policy.get_optim_params() for p in g["params"]}
+    assert not optimised & {id(p) for p in policy.model_ema.parameters()}
+    assert all(torch.equal(a, m) for a, m in zip(policy.model_ema.parameters(), policy.model.parameters()))
+    batch = make_batch()
+    opt = torch.optim.Adam(policy.get_optim_params(), lr=1e-3)
+    for _ in range(5):
+        loss, _ = policy(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        policy.update()
+    assert int(policy.ema_updates) == 5 and int(policy.model_ema.kl_step) == int(policy.model.kl_step) == 5
+    gaps = [(a - m).abs().max().item() for a, m in zip(policy.model_ema.parameters(), policy.model.parameters())]
+    assert max(gaps) > 1e-5  # lags behind the trained weights ...
+    first = next(policy.model_ema.parameters()).clone()
+    policy.update()
+    assert not torch.equal(first, next(policy.model_ema.parameters()))  # ... and moves towards them
+    obs = observation(make_batch(2, seed=3))
+    act = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(7))
+    policy.model_ema, trained = None, policy.model_ema  # act with the trained weights instead
+    assert not torch.equal(act, policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(7)))
+    policy.model_ema = trained
+    policy.save_pretrained(tmp_path)
+    loaded = get_policy_class("hybrid_act_c").from_pretrained(tmp_path)
+    assert int(loaded.ema_updates) == 6
+    assert torch.equal(act, loaded.predict_action_chunk(obs, generator=torch.Generator().manual_seed(7)))
+
+
+def test_without_ema_update_is_a_no_op():
+    policy = make_policy("hybrid_act_a")
+    before = [p.clone() for p in policy.parameters()]
+    policy.update()
+    assert policy.model_ema is None and policy.inference_model is policy.model
+    assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))

@@ -52,6 +52,12 @@ def test_b_c_need_positive_latent_dim(variant, latent_dim):
         make_config(variant, latent_dim=latent_dim)
 
 
+@pytest.mark.parametrize("ema_decay", [1.0, -0.1])
+def test_ema_decay_range(ema_decay):
+    with pytest.raises(ValueError, match=rf"`ema_decay` must be in \[0, 1\).*got {ema_decay}"):
+        make_config("hybrid_act_a", ema_decay=ema_decay)
+
+
 @pytest.mark.parametrize(("field", "value"), [("noise_scheduler_type", "DPM"), ("kl_anneal", "cosine"), ("z_mode", "argmax")])
 def test_unknown_choice(field, value):
     with pytest.raises(ValueError, match=rf"`{field}` must be one of \(.*\), got '{value}'"):
