@@ -289,7 +289,7 @@ def synthetic_chunks(batch_size: int, seed: int = 0) -> dict:
 
 def set_inference_steps(policy, steps: int) -> None:
     policy.config.num_inference_steps = steps
-    policy.model.sampler.set_timesteps(steps)
+    policy.inference_model.sampler.set_timesteps(steps)
 
 
 # The fidelity run trains a SMALL observation encoder / posterior (what is measured is the sampler and the
@@ -314,7 +314,7 @@ def fidelity_curve(device: str, train_steps: int, batch_size: int, eval_seeds: i
     train_s = time.perf_counter() - t0
     policy.eval()
     obs = {k: v for k, v in batch.items() if k.startswith("observation.")}
-    z = policy.model.style.infer(policy.model.encode_observation(obs).summary, "mean", 0.0, None)
+    z = policy.inference_model.style.infer(policy.inference_model.encode_observation(obs).summary, "mean", 0.0, None)
     default_steps = policy.config.num_inference_steps
     steps_list = sorted(set(FIDELITY_STEPS) | {default_steps})
     ref_steps = policy.config.num_train_timesteps
@@ -337,12 +337,12 @@ def fidelity_curve(device: str, train_steps: int, batch_size: int, eval_seeds: i
     if policy.config.noise_scheduler_type == "DDIM":
         from diffusers.schedulers.scheduling_ddim import DDIMScheduler
 
-        leading = policy.model.sampler
-        policy.model.sampler = DDIMScheduler.from_config(leading.config, timestep_spacing="trailing")
+        leading = policy.inference_model.sampler
+        policy.inference_model.sampler = DDIMScheduler.from_config(leading.config, timestep_spacing="trailing")
         for row in rows:
             outs = [sample(row["num_inference_steps"], s) for s in range(eval_seeds)]
             row["mse_to_data_trailing"] = statistics.mean(float(((o - batch["action"]) ** 2).mean()) for o in outs)
-        policy.model.sampler = leading
+        policy.inference_model.sampler = leading
     set_inference_steps(policy, default_steps)
     ref_to_data = statistics.mean(float(((r - batch["action"]) ** 2).mean()) for r in refs)
     return {

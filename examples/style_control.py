@@ -41,8 +41,8 @@ def main():
     obs = preprocess({k: v for k, v in item.items() if k in config.input_features})
 
     fresh = torch.cat([policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(s)) for s in range(args.samples)])
-    enc = policy.model.encode_observation(obs)
-    z = policy.model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(0))
+    enc = policy.inference_model.encode_observation(obs)
+    z = policy.inference_model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(0))
     held = torch.cat(
         [policy.predict_action_chunk(obs, z=z, generator=torch.Generator().manual_seed(s)) for s in range(args.samples)]
     )

@@ -267,7 +267,7 @@ class ChunkSampler:
         """hybrid_act_c: (k chunks for k prior draws of z and one noise, k chunks for one z and k noises)."""
         import torch
 
-        model = self.policy.model
+        model = self.policy.inference_model
         gen = lambda j: torch.Generator().manual_seed(seed * 1000 + j)  # noqa: E731
         with torch.no_grad():
             obs = model.encode_observation(batch)
@@ -382,8 +382,8 @@ def latent_probe(policy, pre, hold: HeldOut, steps_chunk: int, offsets=(0, 10, 2
                     model.training = False
                 kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
                 return {"posterior_mean": mu, "kl": kl}
-            summary = policy.model.encode_observation(nb).summary
-            style = policy.model.style
+            summary = policy.inference_model.encode_observation(nb).summary
+            style = policy.inference_model.style
             if t == "hybrid_act_b":
                 return {"f_obs": style.infer(summary, "mean", 1.0, None)}
             mu_q, logvar_q = style.posterior(summary, nb["action"], nb["action_is_pad"])
@@ -514,11 +514,11 @@ def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> d
             obs, _ = env.reset(seed=int(s))
             b = pre(_obs_batch(obs["agent_pos"], obs["environment_state"]))
             with torch.no_grad():
-                summary = policy.model.encode_observation(b).summary
+                summary = policy.inference_model.encode_observation(b).summary
             for m in range(control_z):
                 g = torch.Generator().manual_seed(20_000 + m)
                 with torch.no_grad():
-                    z = policy.model.style.infer(summary, "sample", 1.0, g)
+                    z = policy.inference_model.style.infer(summary, "sample", 1.0, g)
                 group = []
                 for rep in range(2):
                     policy.reset()
