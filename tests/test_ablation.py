@@ -398,6 +398,9 @@ def test_smoke_profile_end_to_end(tmp_path):
     run = json.loads((out / "runs" / f"{run_name('docking', 'hybrid_act_c', 6, 1)}.json").read_text())
     assert run["metrics"]["latent"]["kl"]["latent_dim"] == 8
     assert "same_route_held_z" in run["metrics"]["routes"]
+    zu = run["metrics"]["latent"]["z_usage"]
+    assert zu["from_z"]["n"] == zu["from_noise"]["n"] == SMOKE.fidelity_obs and zu["from_noise"]["mean"] > 0
+    assert "Does `hybrid_act_c`'s denoiser use z?" in (out / "results.md").read_text()
     assert run["eval_hold"]["n"] == SMOKE.eval_episodes and run["eval_hold"]["flags"] == ["--policy.z_mode=hold"]
     assert "z_mode=hold" in (out / "logs" / f"{run['name']}.eval_hold.log").read_text()
     act = json.loads((out / "runs" / f"{run_name('docking', 'act', 6, 1)}.json").read_text())
