@@ -216,6 +216,10 @@ class HeldOut:
     def prev(self, i: int) -> int:
         return i - 1 if i > 0 and self.episode[i - 1] == self.episode[i] else i
 
+    def spread_frames(self, n: int) -> np.ndarray:
+        """Up to n frame indices spread evenly over all held-out frames (the frames every chunk metric uses)."""
+        return np.linspace(0, len(self.state) - 1, num=min(n, len(self.state))).astype(int)
+
     def episode_starts(self) -> np.ndarray:
         return np.flatnonzero(self.frame == 0)
 
@@ -287,7 +291,7 @@ class ChunkSampler:
 def chunk_metrics(sampler: ChunkSampler, hold: HeldOut, stats, n_obs: int, k: int, steps: int) -> dict:
     """Chunk fidelity and diversity on ``n_obs`` held-out frames spread evenly over the held-out demos."""
     mean, std = stats
-    idx = np.linspace(0, len(hold.state) - 1, num=min(n_obs, len(hold.state))).astype(int)
+    idx = hold.spread_frames(n_obs)
     stochastic = sampler.type != "act"
     mse, best, meank, div = [], [], [], []
     for n, i in enumerate(idx):
@@ -319,7 +323,7 @@ def z_usage(sampler: ChunkSampler, hold: HeldOut, stats, n_obs: int, k: int, ste
     actions). A denoiser that ignores z has ``from_z`` ~ 0 whatever the KL or the latent probes say.
     """
     mean, std = stats
-    idx = np.linspace(0, len(hold.state) - 1, num=min(n_obs, len(hold.state))).astype(int)
+    idx = hold.spread_frames(n_obs)
     from_z, from_noise = [], []
     for n, i in enumerate(idx):
         by_z, by_noise = sampler.sample_z_vs_noise(sampler.encode(hold, int(i)), k, seed=n)
@@ -392,8 +396,7 @@ def latent_probe(policy, pre, hold: HeldOut, steps_chunk: int, offsets=(0, 10, 2
             return {"posterior_mean": mu_q, "prior_mean": mu_p, "kl": kl}
 
     out: dict = {"type": t}
-    n_frames = min(len(hold.state), 256)
-    idx_all = np.linspace(0, len(hold.state) - 1, num=n_frames).astype(int)
+    idx_all = hold.spread_frames(256)
     lat = latents(idx_all)
     if "kl" in lat:
         out["kl"] = kl_stats(lat["kl"].cpu().numpy())
@@ -544,6 +547,13 @@ def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> d
     return out
 
 
+def _set_threads() -> None:
+    """One intra-op thread per process unless OMP_NUM_THREADS says otherwise (see runner._env)."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+
+
 def fidelity_steps(task) -> int:
     """Chunk steps compared in fidelity/diversity metrics: the executed part (at most 50 on ALOHA)."""
     return task.sizes.n_action_steps if task.is_docking else min(50, task.sizes.n_action_steps)
@@ -551,9 +561,7 @@ def fidelity_steps(task) -> int:
 
 def z_usage_of_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset_root: Path) -> dict:
     """``z_usage`` of a hybrid_act_c checkpoint (for runs that finished before the metric existed)."""
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    _set_threads()
     sampler = ChunkSampler(*load_checkpoint(ckpt))
     return z_usage(sampler, HeldOut(heldout_root), _load_stats(dataset_root), profile.fidelity_obs,
                    profile.k_samples, fidelity_steps(task))
@@ -562,9 +570,7 @@ def z_usage_of_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset
 def evaluate_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset_root: Path,
                         log=print) -> dict:
     """All in-process metrics of one checkpoint (see the module docstring)."""
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))  # see runner._env
+    _set_threads()
     res: dict = {}
     policy, pre, post = load_checkpoint(ckpt)
     cfg = policy.config
