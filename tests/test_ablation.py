@@ -16,6 +16,7 @@ import pytest
 from lerobot_hybrid_act.ablation import metrics as M
 from lerobot_hybrid_act.ablation.profiles import FULL, PROFILES, QUICK, SMOKE, get_profile, run_name
 from lerobot_hybrid_act.ablation.report import (
+    _plot_n,
     aggregate,
     coverage_table,
     splice_readme,
@@ -299,8 +300,9 @@ def test_report_on_fabricated_runs(tmp_path):
     (out / "runs" / "broken.json").write_text("{not json")  # a run being written: ignored
     paths = write_report(out, SMOKE, command="hybrid-act-ablation --profile smoke")
     names = {p.name for p in paths}
-    assert {"results.json", "results.md", "README_section.md", "success_vs_demos.png", "smoothness.png",
+    assert {"results.json", "results.md", "README_section.md", "success.png", "smoothness.png",
             "docking_routes.png", "z_scatter.png"} <= names
+    assert "success_vs_demos.png" not in names  # one demo count: nothing to plot against
     res = json.loads((out / "results.json").read_text())
     assert res["profile"] == "smoke" and res["hardware"]["nproc"] >= 1
     assert res["runs_missing"] == []  # smoke plans act + C at seed 1; both present
@@ -327,11 +329,18 @@ def test_report_on_fabricated_runs(tmp_path):
     assert a["best_of_k_mse"] is None and a["chunk_mse"]["ci_over"] == "items"
     md = (out / "results.md").read_text()
     assert "| hybrid_act_c | 80% (16/20;" in md and "profile 'smoke'" in md
+    assert "; per seed 70/90% |" in md and "| act | 30% (3/10; 11–60) |" in md  # seed spread only with >1 seed
     assert "| docking | 6 | 1, 2 | 0.020 [0.010, 0.030] | 0.200 [0.200, 0.200] |" in md  # z usage, over seeds
     sec = (out / "README_section.md").read_text()
     assert "hybrid-act-ablation --profile smoke" in sec and "CPU cores" in sec
     # aggregate is pure: same groups from the same runs
     assert len(aggregate(runs)) == 2
+    # a second demo count adds the sample-efficiency plot; per-task plots stay on the profile's main demo count
+    (out / "runs" / "extra.json").write_text(json.dumps(_fake_run("act", 3, 1, 1)))
+    names = {p.name for p in write_report(out, SMOKE, command="c")}
+    assert {"success.png", "success_vs_demos.png"} <= names
+    assert _plot_n("docking", aggregate(runs + [_fake_run("act", 30, 1, 1)]), SMOKE.main_n_demos) == 6
+    assert _plot_n("docking", aggregate([_fake_run("act", 30, 1, 1)]), SMOKE.main_n_demos) == 30
 
 
 def test_stability_table_spread_over_late_checkpoints():

@@ -26,7 +26,9 @@ COLORS = {"act": "tab:blue", "diffusion": "tab:gray", "hybrid_act_a": "tab:orang
           "hybrid_act_c": "tab:red"}
 
 METRIC_DEFS = {
-    "success": "success rate from lerobot-eval's per-episode `successes` (eval seeds 1000..), 95% Wilson CI",
+    "success": "success rate from lerobot-eval's per-episode `successes` (eval seeds 1000..), 95% Wilson CI; with "
+               "several training seeds the episodes are pooled, so the interval leaves out the seed-to-seed spread, "
+               "which the per-seed rates after it show (`per seed 30/16/34%`, in seed order)",
     "success_ensemble": "the same checkpoint evaluated with temporal ensembling (coeff 0.01, a chunk every step)",
     "late_checkpoints": "ensembling stability: the last training checkpoints (profile `late_checkpoints` of "
                         "`checkpoints_per_run`: 3 of 5 in quick/full), each evaluated by lerobot-eval without / with "
@@ -272,7 +274,10 @@ def _succ(s):
     if not s:
         return "–"
     lo, hi = s["wilson95"]
-    return f"{100 * s['rate']:.0f}% ({s['k']}/{s['n']}; {100 * lo:.0f}–{100 * hi:.0f})"
+    cell = f"{100 * s['rate']:.0f}% ({s['k']}/{s['n']}; {100 * lo:.0f}–{100 * hi:.0f})"
+    if len(s.get("per_seed") or []) > 1:  # the pooled interval hides the spread between training seeds
+        cell += "; per seed " + "/".join(f"{100 * r:.0f}" for r in s["per_seed"]) + "%"
+    return cell
 
 
 def tables(groups: list[dict], profile) -> str:
@@ -346,7 +351,15 @@ def z_usage_table(groups: list[dict]) -> str:
 
 
 # --------------------------------------------------------------------------------------------- plots
-def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[Path]:
+def _plot_n(task: str, items: list[dict], main_n: dict) -> int:
+    """The demo count a per-task plot shows (``items``: groups or runs): the profile's main comparison, as in the
+    tables, else the largest present."""
+    ns = {g["n_demos"] for g in items if g["task"] == task}
+    return main_n[task] if main_n.get(task) in ns else max(ns)
+
+
+def plots(out: Path, groups: list[dict], runs: list[dict], label: str, main_n: dict | None = None) -> list[Path]:
+    """The report's PNGs. Per-task panels show the main comparison (``main_n[task]`` demos, every seed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -354,33 +367,18 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
 
     paths = []
     tasks = sorted({g["task"] for g in groups})
-    # 1. success vs demos
-    fig, axes = plt.subplots(1, len(tasks), figsize=(max(7.5, 5 * len(tasks)), 4.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for p in POLICY_ORDER:
-            gs = sorted([g for g in groups if g["task"] == task and g["policy"] == p and g["success"]],
-                        key=lambda g: g["n_demos"])
-            if not gs:
-                continue
-            x = [g["n_demos"] for g in gs]
-            y = [g["success"]["rate"] for g in gs]
-            lo = [g["success"]["rate"] - g["success"]["wilson95"][0] for g in gs]
-            hi = [g["success"]["wilson95"][1] - g["success"]["rate"] for g in gs]
-            ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=p, color=COLORS.get(p))
-        ax.set_title(f"{task}")
-        ax.set_xlabel("training demos")
-        ax.set_ylabel("success (95% Wilson CI)")
-        ax.set_ylim(-0.05, 1.05)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"Success vs demos\n{label}", fontsize=9)
-    fig.tight_layout()
-    paths.append(_save(fig, out / "success_vs_demos.png"))
-    # 2. smoothness bars
+    # 1. the main comparison: success per policy (action queue / ensembling / z held), pooled Wilson CI, seed dots
+    main_n = main_n or {}
+    paths.append(_success_bars(plt, out, groups, tasks, label, main_n))
+    # 2. success vs demos, for the tasks trained with several demo counts
+    se_tasks = [t for t in tasks if len({g["n_demos"] for g in groups if g["task"] == t}) > 1]
+    if se_tasks:
+        paths.append(_success_vs_demos(plt, out, groups, se_tasks, label))
+    # 3. smoothness bars
     fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.2 * len(tasks)), squeeze=False)
     for row, task in zip(axes, tasks):
-        main = [g for g in groups if g["task"] == task]
-        nmax = max(g["n_demos"] for g in main)
-        main = sorted([g for g in main if g["n_demos"] == nmax], key=lambda g: _porder(g["policy"]))
+        n = _plot_n(task, groups, main_n)
+        main = sorted([g for g in groups if g["task"] == task and g["n_demos"] == n], key=lambda g: _porder(g["policy"]))
         for ax, m in zip(row, ("mean_step", "jerk_rms")):
             xs = np.arange(len(main))
             for j, (mode, hatch) in enumerate((("queue", ""), ("ensemble", "//"))):
@@ -401,10 +399,10 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
     fig.suptitle(f"Smoothness of executed actions — {label}", fontsize=9)
     fig.tight_layout()
     paths.append(_save(fig, out / "smoothness.png"))
-    # 3. docking routes, act vs C (and the others if present)
+    # 4. docking routes, act vs C (and the others if present)
     dock = [r for r in runs if r["task"] == "docking" and _get(r, "metrics", "routes", "trajectories")]
     if dock:
-        nmax = max(r["n_demos"] for r in dock)
+        nmax = _plot_n("docking", dock, main_n)
         pick = {}
         for r in sorted(dock, key=lambda r: r["seed"]):
             if r["n_demos"] == nmax:
@@ -439,7 +437,7 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
                      f"black = unknown (collided first), dashed = failed — {label}", fontsize=8)
         fig.tight_layout()
         paths.append(_save(fig, out / "docking_routes.png"))
-    # 4. ensembling stability: success at the late checkpoints, one line per run
+    # 5. ensembling stability: success at the late checkpoints, one line per run
     late = [r for r in runs if len(r.get("late_checkpoints") or []) > 1]
     if late:
         ltasks = sorted({r["task"] for r in late})
@@ -462,7 +460,7 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
         fig.tight_layout()
         paths.append(_save(fig, out / "checkpoint_stability.png"))
     if dock:
-        # 5. z scatter
+        # 6. z scatter
         panels = []
         for p in ("act", "hybrid_act_b", "hybrid_act_c"):
             if p in pick:
@@ -488,6 +486,65 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str) -> list[P
             paths.append(_save(fig, out / "z_scatter.png"))
     return paths
 
+
+
+def _success_vs_demos(plt, out: Path, groups: list[dict], tasks: list[str], label: str) -> Path:
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(7.5, 5 * len(tasks)), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for p in POLICY_ORDER:
+            gs = sorted([g for g in groups if g["task"] == task and g["policy"] == p and g["success"]],
+                        key=lambda g: g["n_demos"])
+            if not gs:
+                continue
+            x = [g["n_demos"] for g in gs]
+            y = [g["success"]["rate"] for g in gs]
+            lo = [g["success"]["rate"] - g["success"]["wilson95"][0] for g in gs]
+            hi = [g["success"]["wilson95"][1] - g["success"]["rate"] for g in gs]
+            ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=p, color=COLORS.get(p))
+        ax.set_title(f"{task}")
+        ax.set_xlabel("training demos")
+        ax.set_ylabel("success (95% Wilson CI)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Success vs demos (lerobot-eval, episodes pooled over seeds)\n{label}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out / "success_vs_demos.png")
+
+
+SUCCESS_VARIANTS = (("success", "action queue", ""), ("success_ensemble", "temporal ensembling", "//"),
+                    ("success_hold", "z held (C)", ".."))
+
+
+def _success_bars(plt, out: Path, groups: list[dict], tasks: list[str], label: str, main_n: dict) -> Path:
+    """Per task (the main comparison's demo count): one bar group per policy, one bar per evaluation variant, the pooled
+    95% Wilson interval as error bar and each training seed's rate as a dot (the seed-to-seed spread)."""
+    from matplotlib.patches import Patch
+
+    fig, axes = plt.subplots(1, len(tasks), figsize=(max(7.5, 5.2 * len(tasks)), 4.2), squeeze=False)
+    width = 0.27
+    for ax, task in zip(axes[0], tasks):
+        nmax = _plot_n(task, groups, main_n)
+        tg = sorted([g for g in groups if g["task"] == task and g["n_demos"] == nmax], key=lambda g: _porder(g["policy"]))
+        for i, g in enumerate(tg):
+            for j, (key, name, hatch) in enumerate(SUCCESS_VARIANTS):
+                s = g.get(key)
+                if not s:
+                    continue
+                x = i + (j - 1) * width
+                ax.bar(x, s["rate"], width, color=COLORS.get(g["policy"]), hatch=hatch, edgecolor="k", lw=0.5,
+                       yerr=[[s["rate"] - s["wilson95"][0]], [s["wilson95"][1] - s["rate"]]], capsize=2)
+                ax.plot([x] * len(s["per_seed"]), s["per_seed"], "k.", ms=4)
+        ax.set_xticks(range(len(tg)), [g["policy"] for g in tg], rotation=20, fontsize=7)
+        seeds = sorted({s for g in tg for s in g["seeds"]})
+        ax.set_title(f"{task} ({nmax} demos, {tg[0]['steps']} steps, seeds {seeds})", fontsize=9)
+        ax.set_ylabel("lerobot-eval success (95% Wilson CI)")
+        ax.set_ylim(0, 1.05)
+        shown = [(n, h) for key, n, h in SUCCESS_VARIANTS if any(g.get(key) for g in tg)]
+        ax.legend([Patch(facecolor="white", edgecolor="k", hatch=h) for _, h in shown], [n for n, _ in shown],
+                  fontsize=7, loc="upper left")
+    fig.suptitle(f"Task success, episodes pooled over training seeds (dots: each seed) — {label}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out / "success.png")
 
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
@@ -560,7 +617,7 @@ def write_report(out, profile, command: str = "") -> list[Path]:
     paths.append(out / "results.md")
     if groups:
         try:
-            pngs = plots(out, groups, runs, label)
+            pngs = plots(out, groups, runs, label, profile.main_n_demos)
         except Exception as e:  # plots must not lose the tables
             pngs = []
             print(f"report: plotting failed: {e!r}")
