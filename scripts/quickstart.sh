@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# One command, fresh machine -> a trained and evaluated hybrid_act_c, on CPU, in minutes:
+# One command, fresh machine -> a trained and evaluated hybrid_act_c, on CPU, in tens of minutes:
 #   1. builds .venv if needed (scripts/setup_env.sh);
 #   2. records scripted docking demonstrations (hybrid-act-record, demo seeds 0..);
 #   3. trains hybrid_act_c through lerobot-train (configs/hybrid_act_cpu_docking.args);
 #   4. evaluates it through lerobot-eval on held-out seeds (1000..) and prints success with a 95% CI.
+# The defaults are the full ablation profile's docking recipe (50 demos, 5000 steps, training seed 1, the same
+# flags): training on CPU is deterministic, so the printed success reproduces the committed run
+# results/full/runs/docking__<policy>__n50__s1.json, and the script says whether it does.
 # Knobs: POLICY (hybrid_act_a|b|c), STEPS, EPISODES, EVAL_EPISODES, SEED, OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +14,8 @@ bash scripts/setup_env.sh
 BIN=${VENV:-.venv}/bin
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} MUJOCO_GL=${MUJOCO_GL:-egl}
 POLICY=${POLICY:-hybrid_act_c}
-STEPS=${STEPS:-2000}
-EPISODES=${EPISODES:-100}
+STEPS=${STEPS:-5000}
+EPISODES=${EPISODES:-50}
 EVAL_EPISODES=${EVAL_EPISODES:-50}
 SEED=${SEED:-1}
 OUT=${OUT:-outputs/quickstart}
@@ -34,12 +37,19 @@ rm -rf "$RUN/eval"
 "$BIN/lerobot-eval" --policy.path="$RUN/checkpoints/last/pretrained_model" --policy.device=cpu \
     --env.type=docking --env.episode_length=200 --eval.n_episodes="$EVAL_EPISODES" --eval.batch_size=10 \
     --seed=1000 --output_dir="$RUN/eval"
-"$BIN/python" - "$RUN/eval/eval_info.json" "$POLICY" <<'PY'
+"$BIN/python" - "$RUN/eval/eval_info.json" "$POLICY" "$EPISODES" "$SEED" "$STEPS" <<'PY'
 import json, sys
+from pathlib import Path
 from lerobot_hybrid_act.stats import wilson_interval
-info = json.load(open(sys.argv[1]))["overall"]
+path, policy, n_demos, seed, steps = sys.argv[1:]
+info = json.load(open(path))["overall"]
 n = info["n_episodes"]; k = round(info["pc_success"] * n / 100)
 lo, hi = wilson_interval(k, n)
-print(f"\n{sys.argv[2]} on docking: success {k}/{n} = {100*k/n:.0f}% (95% Wilson CI {100*lo:.0f}-{100*hi:.0f}%), "
-      f"eval seeds 1000-{1000+n-1}; details: {sys.argv[1]}")
+ref = Path(f"results/full/runs/docking__{policy}__n{n_demos}__s{seed}.json")
+if ref.is_file() and json.loads(ref.read_text())["steps"] == int(steps) and n == 50:
+    r = json.loads(ref.read_text())["eval"]
+    same = "reproduced" if r["successes"] == k else "NOT reproduced"
+    print(f"\nfull ablation profile, same recipe ({ref}): {r['successes']}/{r['n']} -> {same}")
+print(f"\n{policy} on docking: success {k}/{n} = {100*k/n:.0f}% (95% Wilson CI {100*lo:.0f}-{100*hi:.0f}%), "
+      f"eval seeds 1000-{1000+n-1}; details: {path}")
 PY

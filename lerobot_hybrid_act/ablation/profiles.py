@@ -180,7 +180,7 @@ SMOKE = Profile(
 QUICK = Profile(
     name="quick",
     description=(
-        "QUICK profile: docking only, 1 training seed, 2000 gradient steps (the quickstart preset), 30 eval "
+        "QUICK profile: docking only, 1 training seed, 2000 gradient steps, 30 eval "
         "episodes; a sanity "
         "check of the protocol on a shared 2-core CPU, not the ablation's answer (see the full profile)"
     ),
