@@ -414,7 +414,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert "z_mode=hold" in (out / "logs" / f"{run['name']}.eval_hold.log").read_text()
     act = json.loads((out / "runs" / f"{run_name('docking', 'act', 6, 1)}.json").read_text())
     assert "eval_hold" not in act and act["eval_ensemble"]["n"] == SMOKE.eval_episodes
-    assert (out / "success_vs_demos.png").stat().st_size > 0
+    assert (out / "success.png").stat().st_size > 0
     # ensembling stability: the last 2 of 5 checkpoints (steps 16, 20) evaluated both ways; the 16 one then deleted
     assert [c["step"] for c in act["late_checkpoints"]] == [16, 20]
     assert all(c["eval"]["n"] == c["eval_ensemble"]["n"] == SMOKE.eval_episodes for c in act["late_checkpoints"])
