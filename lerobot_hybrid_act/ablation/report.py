@@ -487,8 +487,8 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str, main_n: d
     return paths
 
 
-
 def _success_vs_demos(plt, out: Path, groups: list[dict], tasks: list[str], label: str) -> Path:
+    """Per task: success vs number of training demos, one line per policy, pooled 95% Wilson intervals."""
     fig, axes = plt.subplots(1, len(tasks), figsize=(max(7.5, 5 * len(tasks)), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for p in POLICY_ORDER:
@@ -523,8 +523,8 @@ def _success_bars(plt, out: Path, groups: list[dict], tasks: list[str], label: s
     fig, axes = plt.subplots(1, len(tasks), figsize=(max(7.5, 5.2 * len(tasks)), 4.2), squeeze=False)
     width = 0.27
     for ax, task in zip(axes[0], tasks):
-        nmax = _plot_n(task, groups, main_n)
-        tg = sorted([g for g in groups if g["task"] == task and g["n_demos"] == nmax], key=lambda g: _porder(g["policy"]))
+        n = _plot_n(task, groups, main_n)
+        tg = sorted([g for g in groups if g["task"] == task and g["n_demos"] == n], key=lambda g: _porder(g["policy"]))
         for i, g in enumerate(tg):
             for j, (key, name, hatch) in enumerate(SUCCESS_VARIANTS):
                 s = g.get(key)
@@ -536,7 +536,7 @@ def _success_bars(plt, out: Path, groups: list[dict], tasks: list[str], label: s
                 ax.plot([x] * len(s["per_seed"]), s["per_seed"], "k.", ms=4)
         ax.set_xticks(range(len(tg)), [g["policy"] for g in tg], rotation=20, fontsize=7)
         seeds = sorted({s for g in tg for s in g["seeds"]})
-        ax.set_title(f"{task} ({nmax} demos, {tg[0]['steps']} steps, seeds {seeds})", fontsize=9)
+        ax.set_title(f"{task} ({n} demos, {tg[0]['steps']} steps, seeds {seeds})", fontsize=9)
         ax.set_ylabel("lerobot-eval success (95% Wilson CI)")
         ax.set_ylim(0, 1.05)
         shown = [(n, h) for key, n, h in SUCCESS_VARIANTS if any(g.get(key) for g in tg)]
@@ -545,6 +545,7 @@ def _success_bars(plt, out: Path, groups: list[dict], tasks: list[str], label: s
     fig.suptitle(f"Task success, episodes pooled over training seeds (dots: each seed) — {label}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out / "success.png")
+
 
 def _save(fig, path: Path) -> Path:
     import matplotlib.pyplot as plt
