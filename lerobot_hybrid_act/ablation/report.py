@@ -61,7 +61,10 @@ METRIC_DEFS = {
     "kl": "KL (nats, summed over dims) on held-out chunks: act q(z|a,s) vs N(0,I); C q(z|a,obs) vs p(z|obs)",
     "active_dims": "latent dims whose mean KL > 0.01 nats",
     "s_per_step": "lerobot-train wall time / steps (includes startup and checkpointing)",
-    "updt_s": "lerobot-train's logged mean update time per step",
+    "updt_s": "lerobot-train's logged mean update time per step. Both times depend on the machine's load while the "
+              "run trained (on this shared machine, seeds of one policy trained in different sessions differ by up to "
+              "~5x); compare costs between policies with `benchmarks/speed.py`, which times every policy in one "
+              "process",
     "ms_per_chunk": "median ms of one chunk (batch 1, 1 CPU thread), same process for every policy",
 }
 
