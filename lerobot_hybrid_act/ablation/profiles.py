@@ -131,7 +131,9 @@ class Profile:
     control_z: int = 5  # docking B/C: held z draws, 2 rollouts each
     runnable: bool = True  # False: configured and documented, not meant for this CPU machine
     extra_train_args: tuple[str, ...] = ()
-    timeout_s: int = 2 * 3600
+    # per subprocess (one lerobot-train segment or one lerobot-eval): a guard against hung processes, not a budget.
+    # An ALOHA act run took 42 min in one session here and needed > 2 h on the same 2 cores in a busier one.
+    timeout_s: int = 5 * 3600
     # checkpoints per training run: a run stopped (end of a session) resumes from the last one
     checkpoints_per_run: int = 5
     # ensembling stability: the last N of them are each evaluated with and without temporal ensembling (issue 7:
