@@ -405,10 +405,10 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str, main_n: d
     # 4. docking routes, act vs C (and the others if present)
     dock = [r for r in runs if r["task"] == "docking" and _get(r, "metrics", "routes", "trajectories")]
     if dock:
-        nmax = _plot_n("docking", dock, main_n)
+        n_dock = _plot_n("docking", dock, main_n)
         pick = {}
         for r in sorted(dock, key=lambda r: r["seed"]):
-            if r["n_demos"] == nmax:
+            if r["n_demos"] == n_dock:
                 pick.setdefault(r["policy"], r)
         pols = [p for p in POLICY_ORDER if p in pick]
         starts = sorted({t["start"] for p in pols for t in pick[p]["metrics"]["routes"]["trajectories"]})
@@ -436,7 +436,7 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str, main_n: d
                 if p == pols[0]:
                     ax.set_ylabel(f"start {s0}", fontsize=8)
         env.close()
-        fig.suptitle(f"Docking rollouts, {nmax} demos, every route start (rows); blue = left, red = right, "
+        fig.suptitle(f"Docking rollouts, {n_dock} demos, every route start (rows); blue = left, red = right, "
                      f"black = unknown (collided first), dashed = failed — {label}", fontsize=8)
         fig.tight_layout()
         paths.append(_save(fig, out / "docking_routes.png"))
@@ -501,9 +501,8 @@ def _success_vs_demos(plt, out: Path, groups: list[dict], tasks: list[str], labe
                 continue
             x = [g["n_demos"] for g in gs]
             y = [g["success"]["rate"] for g in gs]
-            lo = [g["success"]["rate"] - g["success"]["wilson95"][0] for g in gs]
-            hi = [g["success"]["wilson95"][1] - g["success"]["rate"] for g in gs]
-            ax.errorbar(x, y, yerr=[lo, hi], marker="o", capsize=3, label=p, color=COLORS.get(p))
+            ax.errorbar(x, y, yerr=list(zip(*(_wilson_err(g["success"]) for g in gs))), marker="o", capsize=3,
+                        label=p, color=COLORS.get(p))
         ax.set_title(f"{task}")
         ax.set_xlabel("training demos")
         ax.set_ylabel("success (95% Wilson CI)")
@@ -512,6 +511,11 @@ def _success_vs_demos(plt, out: Path, groups: list[dict], tasks: list[str], labe
     fig.suptitle(f"Success vs demos (lerobot-eval, episodes pooled over seeds)\n{label}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out / "success_vs_demos.png")
+
+
+def _wilson_err(s: dict) -> tuple[float, float]:
+    """Distances from one success rate down and up to its pooled 95% Wilson bounds (a matplotlib yerr pair)."""
+    return s["rate"] - s["wilson95"][0], s["wilson95"][1] - s["rate"]
 
 
 SUCCESS_VARIANTS = (("success", "action queue", ""), ("success_ensemble", "temporal ensembling", "//"),
@@ -535,15 +539,15 @@ def _success_bars(plt, out: Path, groups: list[dict], tasks: list[str], label: s
                     continue
                 x = i + (j - 1) * width
                 ax.bar(x, s["rate"], width, color=COLORS.get(g["policy"]), hatch=hatch, edgecolor="k", lw=0.5,
-                       yerr=[[s["rate"] - s["wilson95"][0]], [s["wilson95"][1] - s["rate"]]], capsize=2)
+                       yerr=[[e] for e in _wilson_err(s)], capsize=2)
                 ax.plot([x] * len(s["per_seed"]), s["per_seed"], "k.", ms=4)
         ax.set_xticks(range(len(tg)), [g["policy"] for g in tg], rotation=20, fontsize=7)
         seeds = sorted({s for g in tg for s in g["seeds"]})
         ax.set_title(f"{task} ({n} demos, {tg[0]['steps']} steps, seeds {seeds})", fontsize=9)
         ax.set_ylabel("lerobot-eval success (95% Wilson CI)")
         ax.set_ylim(0, 1.05)
-        shown = [(n, h) for key, n, h in SUCCESS_VARIANTS if any(g.get(key) for g in tg)]
-        ax.legend([Patch(facecolor="white", edgecolor="k", hatch=h) for _, h in shown], [n for n, _ in shown],
+        shown = [(name, h) for key, name, h in SUCCESS_VARIANTS if any(g.get(key) for g in tg)]
+        ax.legend([Patch(facecolor="white", edgecolor="k", hatch=h) for _, h in shown], [name for name, _ in shown],
                   fontsize=7, loc="upper left")
     fig.suptitle(f"Task success, episodes pooled over training seeds (dots: each seed) — {label}", fontsize=9)
     fig.tight_layout()
