@@ -58,12 +58,7 @@ def main() -> None:
         ckpt = out / "checkpoints" / "last" / "pretrained_model"
         cmd = [x for x in runner.train_cmd(run, task, data, out, prof) if not x.startswith("--policy.prediction_type")]
         cmd.append(f"--policy.prediction_type={target}")
-        wall = None
-        if runner.checkpoint_step(out) != a.steps:  # missing, or an intermediate checkpoint of a stopped run
-            import shutil
-
-            shutil.rmtree(out, ignore_errors=True)
-            wall = runner._run(cmd, logs / f"{run['name']}.log", 4 * 3600)
+        wall = runner.train_unless_done(cmd, out, a.steps, logs / f"{run['name']}.log")
         for ddim in (10, 100):
             policy, pre, post = M.load_checkpoint(ckpt, num_inference_steps=ddim)
             t0 = time.perf_counter()

@@ -171,6 +171,26 @@ def test_stopped_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch
     assert (train_dir / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
 
 
+def test_train_unless_done_reuses_only_a_finished_training(tmp_path, monkeypatch):
+    """Benchmarks reuse a train dir holding the final step; an unfinished one is wiped and trained from scratch."""
+    from lerobot_hybrid_act.ablation import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "_run", lambda cmd, log, timeout: calls.append(cmd) or 12.5)
+
+    def checkpoint(step: int) -> Path:
+        d = tmp_path / "train" / "checkpoints" / "last" / "training_state"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "training_step.json").write_text(json.dumps({"step": step}))
+        return d
+
+    checkpoint(100)
+    assert runner.train_unless_done(["train"], tmp_path / "train", 100, tmp_path / "log") is None and calls == []
+    checkpoint(40)  # a stopped run: its partial checkpoints must not be mistaken for the result
+    assert runner.train_unless_done(["train"], tmp_path / "train", 100, tmp_path / "log") == 12.5
+    assert calls == [["train"]] and not (tmp_path / "train").exists()
+
+
 def test_results_trained_with_other_settings_are_stale(tmp_path):
     """A run file counts only if its lerobot-train flags (policy, batch, steps, seed, data) are today's."""
     from lerobot_hybrid_act.ablation import runner

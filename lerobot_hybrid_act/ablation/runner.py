@@ -433,6 +433,17 @@ def checkpoint_step(train_dir: Path) -> int | None:
         return None
 
 
+def train_unless_done(cmd: list[str], train_dir: Path, steps: int, log: Path, timeout: int = 4 * 3600) -> float | None:
+    """Run a ``lerobot-train`` command unless ``train_dir`` already holds its final checkpoint (benchmark scripts).
+
+    A missing or unfinished ``train_dir`` is trained from scratch. Returns the wall seconds, or None when reused.
+    """
+    if checkpoint_step(train_dir) == steps:
+        return None
+    shutil.rmtree(train_dir, ignore_errors=True)
+    return _run(cmd, log, timeout)
+
+
 def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_dir: Path, train_log: Path, log):
     """lerobot-train the run, resuming from its last checkpoint if an earlier invocation was stopped.
 
