@@ -1,0 +1,192 @@
+"""Does hybrid_act_c's denoiser use z? KL weight vs latent usage on docking, judged off the evaluation seeds.
+
+    HF_HUB_OFFLINE=1 python benchmarks/latent_usage.py          # 3 trainings of ~15-35 min each on 2 CPU cores
+
+The full ablation found C's z unused on docking: K prior draws of z with one shared diffusion noise spread the
+chunks by ~0.01, against ~0.19 for one z and K noises. One candidate cause is the loss scale: the diffusion
+MSE is a *mean* over the chunk's T x A entries, while the KL is a *sum* over latent dims per sample, so
+``kl_weight = 1`` prices a nat of route information far above what knowing the route saves in mean MSE. This
+script trains C with the full profile's docking recipe (50 demos, 5000 steps, seed 1; ``kl_weight = 1`` is that
+run exactly) at several ``kl_weight`` values and measures, for each:
+
+- **z steering** (counterfactual): from each start layout (seeds 900.., the ablation's route starts), the
+  scripted expert's first chunk for *each* route (same style, no noise) gives two posterior means z_left,
+  z_right = E q(z | obs, chunk). Decoding K chunks with each z (shared noises) and labelling every chunk by the
+  nearer expert chunk (standardised MSE) gives ``chunk_follows_z``; rolling out whole episodes with z held
+  gives ``rollout_follows_z`` (route of the full trajectory). 0.5 means the denoiser ignores z; 1 means z picks
+  the route. ``posterior_route_gap`` = ||z_left - z_right|| in units of the prior's std (does the posterior
+  separate the routes at all?); ``both_routes_from_prior`` is the share of layouts where K prior draws decode
+  into both routes.
+- the ablation's own latent metrics on held-out demos (seeds 500..): KL and active dims, route accuracy of the
+  posterior / prior means, ``z_usage``; and its route coverage over R rollouts per start (seeds 900..).
+- in-process success over 50 episodes on seeds 2000.. (the ablation's rollout seeds; ``lerobot-eval``'s seeds
+  1000.. are not touched here).
+
+Writes ``benchmarks/results/latent_usage_docking.json`` and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+
+
+def expert_chunks(env, seed: int, T: int, style: float) -> tuple[dict, np.ndarray]:
+    """(first observation, (2, T, A) expert chunks for route left / right) from start layout ``seed``."""
+    from lerobot_hybrid_act.docking.expert import ROUTE_LEFT, ROUTE_RIGHT, run_expert_episode
+
+    chunks, obs0 = [], None
+    for route in (ROUTE_LEFT, ROUTE_RIGHT):
+        ep = run_expert_episode(env, seed, noise=0.0, route=route, style=style)
+        a = np.asarray(ep["actions"])
+        chunks.append(np.concatenate([a[:T], np.repeat(a[-1:], max(0, T - len(a)), axis=0)]))
+        obs0 = ep["observations"][0]
+    return obs0, np.stack(chunks)
+
+
+def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: float) -> dict:
+    """Counterfactual z steering (see the module docstring), per start layout then summarised."""
+    import torch
+
+    from lerobot_hybrid_act.ablation import metrics as M
+    from lerobot_hybrid_act.docking.env import DockingEnv
+    from lerobot_hybrid_act.docking.metrics import collect_rollout, route_label
+
+    mean, std = stats
+    model, T = policy.inference_model, policy.config.chunk_size
+    env = DockingEnv(episode_length=200, render_mode=None)
+    act = M._policy_act_fn(policy, pre, post)
+    sampler = M.ChunkSampler(policy, pre, post)
+    gen = lambda j: torch.Generator().manual_seed(j)  # noqa: E731
+    chunk_follow, rollout_follow, both_prior, gap, z_gap = [], [], [], [], []
+    for s in start_seeds:
+        obs0, g = expert_chunks(env, int(s), T, style)
+        gs = (g - mean) / std
+        gap.append(M.chunk_mse(gs[0], gs[1]))
+        with torch.no_grad():
+            enc = model.encode_observation(sampler._norm(obs0["agent_pos"], obs0["environment_state"]))
+            z_route = []
+            for r in (0, 1):
+                a_norm = pre({**M._obs_batch(obs0["agent_pos"], obs0["environment_state"]),
+                              "action": torch.as_tensor(g[r : r + 1], dtype=torch.float32)})["action"]
+                z_route.append(model.style.posterior(enc.summary, a_norm, None)[0])
+            var_p = model.style.prior(enc.summary).chunk(2, dim=-1)[1].exp()
+            z_gap.append(float(((z_route[0] - z_route[1]).pow(2) / var_p).sum().sqrt()))
+
+            def nearest(chunk) -> int:  # route of a decoded (T, A) chunk: the nearer expert chunk
+                c = (chunk - mean) / std
+                return int(np.argmin([M.chunk_mse(c, gs[r]) for r in (0, 1)]))
+
+            hits = [nearest(sampler._unnormalise(model.sample(enc, z_route[r], gen(j)))[0]) == r
+                    for r in (0, 1) for j in range(k)]
+            prior = [nearest(sampler._unnormalise(model.sample(
+                enc, model.style.infer(enc.summary, "sample", 1.0, gen(100 + j)), gen(200 + j)))[0]) for j in range(k)]
+        chunk_follow.append(float(np.mean(hits)))
+        both_prior.append(float(len(set(prior)) == 2))
+        ro_hits = []
+        for r in (0, 1):
+            for rep in range(reps):
+                policy.reset()
+                policy.set_style(z_route[r])
+                torch.manual_seed(40_000 + rep)
+                ro = collect_rollout(env, act, seed=int(s))
+                ro_hits.append(route_label(ro["xy"], ro["layout"]) == r)
+        policy.set_style(None)
+        rollout_follow.append(float(np.mean(ro_hits)))
+    env.close()
+    return {"chunk_follows_z": M.summarize(chunk_follow), "rollout_follows_z": M.summarize(rollout_follow),
+            "both_routes_from_prior": M.summarize(both_prior), "expert_route_gap_mse": M.summarize(gap),
+            "posterior_route_gap": M.summarize(z_gap),
+            "starts": [int(s) for s in start_seeds], "k": k, "reps": reps, "style": style}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kl-weights", default="1.0,0.1,0.01")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--starts", type=int, default=20, help="start layouts (seeds 900..)")
+    ap.add_argument("--k", type=int, default=8, help="decoded chunks per z / prior draws per start")
+    ap.add_argument("--reps", type=int, default=2, help="rollouts per start and route with z held")
+    ap.add_argument("--episodes", type=int, default=50, help="in-process success episodes (seeds 2000..)")
+    ap.add_argument("--style", type=float, default=0.5, help="expert style of the counterfactual chunks")
+    ap.add_argument("--work", default="outputs/ablation/full", help="datasets (shared with the full ablation)")
+    ap.add_argument("--out", default="benchmarks/results/latent_usage_docking.json")
+    a = ap.parse_args()
+
+    import torch
+
+    from lerobot_hybrid_act.ablation import metrics as M
+    from lerobot_hybrid_act.ablation import runner
+    from lerobot_hybrid_act.ablation.profiles import FULL
+
+    torch.set_num_threads(1)
+    task, prof = FULL.task("docking"), FULL
+    steps, work, logs = prof.steps["docking"], Path(a.work), Path("outputs/latent_usage/logs")
+    data = runner.record_dataset(task, 50, task.demo_seed, work / "data" / "docking_n50", logs / "record_docking_n50.log")
+    held = runner.record_dataset(task, prof.n_heldout, task.heldout_seed, work / "data" / "docking_heldout",
+                                 logs / "record_docking_heldout.log")
+    hold, stats = M.HeldOut(held), M._load_stats(data)
+    rows = []
+    for w in a.kl_weights.split(","):
+        run = {"task": "docking", "policy": "hybrid_act_c", "n_demos": 50, "seed": a.seed, "steps": steps,
+               "name": f"docking__hybrid_act_c__kl{w}__s{a.seed}"}
+        out = Path("outputs/latent_usage") / run["name"]
+        cmd = runner.train_cmd(run, task, data, out, prof) + [f"--policy.kl_weight={w}"]
+        wall = runner.train_unless_done(cmd, out, steps, logs / f"{run['name']}.log")
+        policy, pre, post = M.load_checkpoint(out / "checkpoints" / "last" / "pretrained_model")
+        t0 = time.perf_counter()
+        probe = M.latent_probe(policy, pre, hold, policy.config.chunk_size)
+        usage = M.z_usage(M.ChunkSampler(policy, pre, post), hold, stats, prof.fidelity_obs, prof.k_samples,
+                          M.fidelity_steps(task))
+        steer = z_steering(policy, pre, post, stats, [task.route_seed + i for i in range(a.starts)], a.k, a.reps,
+                           a.style)
+        routes = M.route_diversity(policy, pre, post, [task.route_seed + i for i in range(prof.route_starts)],
+                                   prof.route_rollouts, 0)
+        ro = M.docking_rollouts(policy, pre, post, [task.rollout_seed + i for i in range(a.episodes)],
+                                policy.config.n_action_steps)["summary"]
+        rows.append({"kl_weight": float(w), "train_wall_s": wall, "eval_s": time.perf_counter() - t0,
+                     "kl": probe["kl"], "route_accuracy": probe["route_accuracy"], "z_usage": usage, **steer,
+                     "route_coverage": routes["coverage"], "success": ro["success_rate"], "episodes": a.episodes,
+                     "collision": ro["collision_rate"]})
+        r = rows[-1]
+        print(f"kl_weight {w}: KL {r['kl']['kl']:.3f} ({r['kl']['active_dims']} active), chunk follows z "
+              f"{r['chunk_follows_z']['mean']:.2f}, rollout follows z {r['rollout_follows_z']['mean']:.2f}, "
+              f"success {r['success']:.2f}", flush=True)
+    res = {"command": "python benchmarks/latent_usage.py " + " ".join(
+               f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()),
+           "task": "docking", "policy": "hybrid_act_c", "n_demos": 50, "steps": steps, "seed": a.seed,
+           "heldout_observations": prof.fidelity_obs, "rows": rows}
+    path = Path(a.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(res, indent=1, default=runner._json_default))
+    print(table(rows))
+    print(f"JSON: {path}")
+
+
+def table(rows: list[dict]) -> str:
+    def ci(m: dict) -> str:
+        return f"{m['mean']:.2f} [{m['ci'][0]:.2f}, {m['ci'][1]:.2f}]"
+
+    lines = ["| kl_weight | KL nats (active/dims) | route acc. posterior / prior mean | z_usage from z / noise | "
+             "posterior route gap (prior std) | chunk follows z | rollout follows z | both routes from prior | route coverage | success (seeds 2000..) |",
+             "|---:|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        acc = r["route_accuracy"]
+        lines.append(
+            f"| {r['kl_weight']:g} | {r['kl']['kl']:.3f} ({r['kl']['active_dims']}/{r['kl']['latent_dim']}) | "
+            f"{acc['posterior_mean']['0']:.2f} / {acc['prior_mean']['0']:.2f} | "
+            f"{r['z_usage']['from_z']['mean']:.3f} / {r['z_usage']['from_noise']['mean']:.3f} | "
+            f"{ci(r['posterior_route_gap'])} | {ci(r['chunk_follows_z'])} | {ci(r['rollout_follows_z'])} | {ci(r['both_routes_from_prior'])} | "
+            f"{ci(r['route_coverage'])} | {round(r['success'] * r['episodes'])}/{r['episodes']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
