@@ -107,15 +107,45 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
             "starts": [int(s) for s in start_seeds], "k": k, "reps": reps, "style": style}
 
 
+def _kl_weights(text: str) -> list[str]:
+    """Comma-separated positive floats, checked before any training starts (C refuses kl_weight <= 0)."""
+    out = []
+    for w in text.split(","):
+        try:
+            ok = float(w) > 0
+        except ValueError:
+            ok = False
+        if not ok:
+            raise argparse.ArgumentTypeError(f"{w!r} is not a positive number; e.g. --kl-weights 1.0,0.01")
+        out.append(w.strip())
+    return out
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _unit(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = -1.0
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"the expert's style must be in [0, 1], got {text!r}")
+    return v
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kl-weights", default="1.0,0.1,0.01")
+    ap.add_argument("--kl-weights", type=_kl_weights, default="1.0,0.1,0.01")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--starts", type=int, default=20, help="start layouts (seeds 900..)")
-    ap.add_argument("--k", type=int, default=8, help="decoded chunks per z / prior draws per start")
-    ap.add_argument("--reps", type=int, default=2, help="rollouts per start and route with z held")
-    ap.add_argument("--episodes", type=int, default=50, help="in-process success episodes (seeds 2000..)")
-    ap.add_argument("--style", type=float, default=0.5, help="expert style of the counterfactual chunks")
+    ap.add_argument("--starts", type=_positive, default=20, help="start layouts (seeds 900..)")
+    ap.add_argument("--k", type=_positive, default=8, help="decoded chunks per z / prior draws per start")
+    ap.add_argument("--reps", type=_positive, default=2, help="rollouts per start and route with z held")
+    ap.add_argument("--episodes", type=_positive, default=50, help="in-process success episodes (seeds 2000..)")
+    ap.add_argument("--style", type=_unit, default=0.5, help="expert style of the counterfactual chunks")
     ap.add_argument("--work", default="outputs/ablation/full", help="datasets (shared with the full ablation)")
     ap.add_argument("--out", default="benchmarks/results/latent_usage_docking.json")
     a = ap.parse_args()
@@ -134,7 +164,7 @@ def main() -> None:
                                  logs / "record_docking_heldout.log")
     hold, stats = M.HeldOut(held), M._load_stats(data)
     rows = []
-    for w in a.kl_weights.split(","):
+    for w in a.kl_weights:
         run = {"task": "docking", "policy": "hybrid_act_c", "n_demos": 50, "seed": a.seed, "steps": steps,
                "name": f"docking__hybrid_act_c__kl{w}__s{a.seed}"}
         out = Path("outputs/latent_usage") / run["name"]
@@ -160,7 +190,7 @@ def main() -> None:
               f"{r['chunk_follows_z']['mean']:.2f}, rollout follows z {r['rollout_follows_z']['mean']:.2f}, "
               f"success {r['success']:.2f}", flush=True)
     res = {"command": "python benchmarks/latent_usage.py " + " ".join(
-               f"--{k.replace('_', '-')} {v}" for k, v in vars(a).items()),
+               f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}" for k, v in vars(a).items()),
            "task": "docking", "policy": "hybrid_act_c", "n_demos": 50, "steps": steps, "seed": a.seed,
            "heldout_observations": prof.fidelity_obs, "rows": rows}
     path = Path(a.out)
