@@ -1,13 +1,17 @@
-"""Does hybrid_act_c's denoiser use z? KL weight vs latent usage on docking, judged off the evaluation seeds.
+"""Does hybrid_act_c's denoiser use z? KL weight and reconstruction term vs latent usage on docking, judged off
+the evaluation seeds.
 
-    HF_HUB_OFFLINE=1 python benchmarks/latent_usage.py          # 3 trainings of ~15-35 min each on 2 CPU cores
+    HF_HUB_OFFLINE=1 python benchmarks/latent_usage.py --kl-weights 1.0,0.01 --recon-weights 0,1
+        # one training per (kl_weight, recon_weight) pair, ~15-60 min each on 2 CPU cores
 
 The full ablation found C's z unused on docking: K prior draws of z with one shared diffusion noise spread the
 chunks by ~0.01, against ~0.19 for one z and K noises. One candidate cause is the loss scale: the diffusion
 MSE is a *mean* over the chunk's T x A entries, while the KL is a *sum* over latent dims per sample, so
 ``kl_weight = 1`` prices a nat of route information far above what knowing the route saves in mean MSE. This
 script trains C with the full profile's docking recipe (50 demos, 5000 steps, seed 1; ``kl_weight = 1`` is that
-run exactly) at several ``kl_weight`` values and measures, for each:
+run exactly) at several ``kl_weight`` values, with and without the reconstruction term (``recon_weight``: an x0
+loss from pure noise at the sampler's first timestep, where only obs and z can tell the chunk), and measures,
+for each:
 
 - **z steering** (counterfactual): from each start layout (seeds 900.., the ablation's route starts), the
   scripted expert's first chunk for *each* route (same style, no noise) gives two posterior means z_left,
@@ -107,18 +111,21 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
             "starts": [int(s) for s in start_seeds], "k": k, "reps": reps, "style": style}
 
 
-def _kl_weights(text: str) -> list[str]:
-    """Comma-separated positive floats, checked before any training starts (C refuses kl_weight <= 0)."""
-    out = []
-    for w in text.split(","):
-        try:
-            ok = float(w) > 0
-        except ValueError:
-            ok = False
-        if not ok:
-            raise argparse.ArgumentTypeError(f"{w!r} is not a positive number; e.g. --kl-weights 1.0,0.01")
-        out.append(w.strip())
-    return out
+def _weights(flag: str, allow_zero: bool, example: str):
+    """Parser of comma-separated floats, checked before any training starts (C refuses kl_weight <= 0)."""
+    def parse(text: str) -> list[str]:
+        out = []
+        for w in text.split(","):
+            try:
+                ok = float(w) > 0 or (allow_zero and float(w) == 0)
+            except ValueError:
+                ok = False
+            if not ok:
+                kind = "non-negative" if allow_zero else "positive"
+                raise argparse.ArgumentTypeError(f"{w!r} is not a {kind} number; e.g. {flag} {example}")
+            out.append(w.strip())
+        return out
+    return parse
 
 
 def _positive(text: str) -> int:
@@ -139,7 +146,9 @@ def _unit(text: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kl-weights", type=_kl_weights, default="1.0,0.1,0.01")
+    ap.add_argument("--kl-weights", type=_weights("--kl-weights", False, "1.0,0.01"), default="1.0,0.01")
+    ap.add_argument("--recon-weights", type=_weights("--recon-weights", True, "0,1"), default="0,1",
+                    help="recon_weight values (0: the ablation's C); every pair with --kl-weights is trained")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--starts", type=_positive, default=20, help="start layouts (seeds 900..)")
     ap.add_argument("--k", type=_positive, default=8, help="decoded chunks per z / prior draws per start")
@@ -164,11 +173,13 @@ def main() -> None:
                                  logs / "record_docking_heldout.log")
     hold, stats = M.HeldOut(held), M._load_stats(data)
     rows = []
-    for w in a.kl_weights:
+    for w, rw in [(w, rw) for rw in a.recon_weights for w in a.kl_weights]:
+        recon = float(rw) > 0
         run = {"task": "docking", "policy": "hybrid_act_c", "n_demos": 50, "seed": a.seed, "steps": steps,
-               "name": f"docking__hybrid_act_c__kl{w}__s{a.seed}"}
+               "name": f"docking__hybrid_act_c__kl{w}{f'_recon{rw}' if recon else ''}__s{a.seed}"}
         out = Path("outputs/latent_usage") / run["name"]
         cmd = runner.train_cmd(run, task, data, out, prof) + [f"--policy.kl_weight={w}"]
+        cmd += [f"--policy.recon_weight={rw}"] if recon else []
         wall = runner.train_unless_done(cmd, out, steps, logs / f"{run['name']}.log")
         policy, pre, post = M.load_checkpoint(out / "checkpoints" / "last" / "pretrained_model")
         t0 = time.perf_counter()
@@ -181,12 +192,12 @@ def main() -> None:
                                    prof.route_rollouts, 0)
         ro = M.docking_rollouts(policy, pre, post, [task.rollout_seed + i for i in range(a.episodes)],
                                 policy.config.n_action_steps)["summary"]
-        rows.append({"kl_weight": float(w), "train_wall_s": wall, "eval_s": time.perf_counter() - t0,
+        rows.append({"kl_weight": float(w), "recon_weight": float(rw), "train_wall_s": wall, "eval_s": time.perf_counter() - t0,
                      "kl": probe["kl"], "route_accuracy": probe["route_accuracy"], "z_usage": usage, **steer,
                      "route_coverage": routes["coverage"], "success": ro["success_rate"], "episodes": a.episodes,
                      "collision": ro["collision_rate"]})
         r = rows[-1]
-        print(f"kl_weight {w}: KL {r['kl']['kl']:.3f} ({r['kl']['active_dims']} active), chunk follows z "
+        print(f"kl_weight {w}, recon_weight {rw}: KL {r['kl']['kl']:.3f} ({r['kl']['active_dims']} active), chunk follows z "
               f"{r['chunk_follows_z']['mean']:.2f}, rollout follows z {r['rollout_follows_z']['mean']:.2f}, "
               f"success {r['success']:.2f}", flush=True)
     res = {"command": "python benchmarks/latent_usage.py " + " ".join(
@@ -204,13 +215,13 @@ def table(rows: list[dict]) -> str:
     def ci(m: dict) -> str:
         return f"{m['mean']:.2f} [{m['ci'][0]:.2f}, {m['ci'][1]:.2f}]"
 
-    lines = ["| kl_weight | KL nats (active/dims) | route acc. posterior / prior mean | z_usage from z / noise | "
+    lines = ["| kl_weight | recon_weight | KL nats (active/dims) | route acc. posterior / prior mean | z_usage from z / noise | "
              "posterior route gap (prior std) | chunk follows z | rollout follows z | both routes from prior | route coverage | success (seeds 2000..) |",
-             "|---:|---|---|---|---|---|---|---|---|---|"]
+             "|---:|---:|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = r["route_accuracy"]
         lines.append(
-            f"| {r['kl_weight']:g} | {r['kl']['kl']:.3f} ({r['kl']['active_dims']}/{r['kl']['latent_dim']}) | "
+            f"| {r['kl_weight']:g} | {r.get('recon_weight', 0):g} | {r['kl']['kl']:.3f} ({r['kl']['active_dims']}/{r['kl']['latent_dim']}) | "
             f"{acc['posterior_mean']['0']:.2f} / {acc['prior_mean']['0']:.2f} | "
             f"{r['z_usage']['from_z']['mean']:.3f} / {r['z_usage']['from_noise']['mean']:.3f} | "
             f"{ci(r['posterior_route_gap'])} | {ci(r['chunk_follows_z'])} | {ci(r['rollout_follows_z'])} | {ci(r['both_routes_from_prior'])} | "

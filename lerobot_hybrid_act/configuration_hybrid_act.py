@@ -113,6 +113,11 @@ class HybridActConfig(PreTrainedConfig):
     prediction_type: str = "sample"
     clip_sample: bool = True
     clip_sample_range: float = 1.0
+    # ACT-style reconstruction term (0 = off): an extra x0 loss on the denoiser's output from pure Gaussian noise
+    # at the sampler's first timestep, which is exactly where inference starts. Only obs and z can tell that
+    # chunk, so hybrid_act_c's posterior z must carry what the observation leaves open (on docking: the route);
+    # the diffusion loss alone lets the denoiser read it from the noisy chunk instead (README "Does C use z?").
+    recon_weight: float = 0.0
 
     # KL (hybrid_act_c).
     kl_weight: float = 1.0
@@ -189,6 +194,13 @@ class HybridActConfig(PreTrainedConfig):
                 raise ValueError(f"`kl_anneal_steps` must be positive with kl_anneal={self.kl_anneal!r}.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"`ema_decay` must be in [0, 1) (0 disables the weight average), got {self.ema_decay}.")
+        if self.recon_weight < 0:
+            raise ValueError(f"`recon_weight` must be >= 0 (0 disables the reconstruction term), got {self.recon_weight}.")
+        if self.recon_weight > 0 and self.prediction_type != "sample":
+            raise ValueError(
+                "`recon_weight` > 0 needs prediction_type='sample': the reconstruction term compares the denoiser's "
+                f"output with the clean chunk, but prediction_type={self.prediction_type!r} predicts the noise."
+            )
         if self.kl_free_bits < 0:
             raise ValueError(f"`kl_free_bits` must be >= 0 nats per dimension, got {self.kl_free_bits}.")
         if self.prior_temperature < 0:

@@ -154,7 +154,7 @@ class HybridActPolicy(PreTrainedPolicy):
         return z
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
-        """Training loss: masked diffusion MSE (+ annealed, free-bits KL for hybrid_act_c)."""
+        """Training loss: masked diffusion MSE (+ annealed, free-bits KL for hybrid_act_c; + reconstruction if ``recon_weight``)."""
         actions = batch[ACTION]
         if actions.shape[1:] != (self.config.chunk_size, self.model.denoiser.action_dim):
             raise ValueError(
@@ -168,10 +168,17 @@ class HybridActPolicy(PreTrainedPolicy):
         style = self.model.style.train_latent(obs.summary, actions, batch.get(ACTION_IS_PAD))
         pred, target = self.model.denoising_target(obs, style.z, actions)
         valid = ~batch[ACTION_IS_PAD].unsqueeze(-1) if ACTION_IS_PAD in batch else torch.ones_like(pred[..., :1], dtype=torch.bool)
-        sq_err = F.mse_loss(pred, target, reduction="none") * valid
-        diffusion_loss = sq_err.sum() / (valid.sum() * pred.shape[-1]).clamp_min(1)
+
+        def masked_mse(p: Tensor, t: Tensor) -> Tensor:
+            return (F.mse_loss(p, t, reduction="none") * valid).sum() / (valid.sum() * p.shape[-1]).clamp_min(1)
+
+        diffusion_loss = masked_mse(pred, target)
         loss = diffusion_loss
         info = {"diffusion_loss": diffusion_loss.item()}
+        if self.config.recon_weight > 0:
+            recon_loss = masked_mse(self.model.reconstruct(obs, style.z, actions.shape), actions)
+            loss = loss + self.config.recon_weight * recon_loss
+            info["recon_loss"] = recon_loss.item()
         if style.kl_per_dim is not None:
             kl_per_dim = style.kl_per_dim.mean(0)  # (latent_dim,) batch-mean KL in nats
             beta = self.model.kl_beta(advance=self.training)
@@ -299,6 +306,11 @@ class HybridActModel(nn.Module):
         noisy = self.train_scheduler.add_noise(actions, noise, t)
         pred = self.denoiser(noisy, t, obs, z)
         return pred, noise if self.config.prediction_type == "epsilon" else actions
+
+    def reconstruct(self, obs: EncodedObservation, z: Tensor | None, shape: torch.Size) -> Tensor:
+        """x0 predicted from pure noise at the sampler's first timestep: the start of inference, seen in training."""
+        t = self.sampler.timesteps[0].to(obs.tokens.device).expand(shape[0])
+        return self.denoiser(torch.randn(shape, device=obs.tokens.device, dtype=obs.tokens.dtype), t, obs, z)
 
     def sample(self, obs: EncodedObservation, z: Tensor | None, generator: torch.Generator | None = None) -> Tensor:
         """Reverse diffusion from Gaussian noise on the cached observation tokens."""

@@ -52,6 +52,13 @@ def test_b_c_need_positive_latent_dim(variant, latent_dim):
         make_config(variant, latent_dim=latent_dim)
 
 
+def test_recon_weight_range_and_target():
+    with pytest.raises(ValueError, match=r"`recon_weight` must be >= 0.*got -1.0"):
+        make_config("hybrid_act_c", recon_weight=-1.0)
+    with pytest.raises(ValueError, match=r"`recon_weight` > 0 needs prediction_type='sample'.*'epsilon'"):
+        make_config("hybrid_act_c", recon_weight=1.0, prediction_type="epsilon")
+
+
 @pytest.mark.parametrize("ema_decay", [1.0, -0.1])
 def test_ema_decay_range(ema_decay):
     with pytest.raises(ValueError, match=rf"`ema_decay` must be in \[0, 1\).*got {ema_decay}"):
