@@ -21,12 +21,15 @@ for each:
   the route. ``posterior_route_gap`` = ||z_left - z_right|| in units of the prior's std (does the posterior
   separate the routes at all?); ``both_routes_from_prior`` is the share of layouts where K prior draws decode
   into both routes.
+- **demo route recalled**: at the first frame of each training / held-out demo's layout, the share of chunks decoded
+  with prior draws of z that take the route the expert drew for that layout. The draw is a coin flip independent
+  of the layout, so ~1 on the training layouts means the decoder memorised each demo's route from its observation.
 - the ablation's own latent metrics on held-out demos (seeds 500..): KL and active dims, route accuracy of the
   posterior / prior means, ``z_usage``; and its route coverage over R rollouts per start (seeds 900..).
 - in-process success over 50 episodes on seeds 2000.. (the ablation's rollout seeds; ``lerobot-eval``'s seeds
   1000.. are not touched here).
 
-Writes ``benchmarks/results/latent_usage_docking.json`` and prints a markdown table.
+Writes ``--out`` (JSON, default ``benchmarks/results/latent_usage_docking.json``) and prints a markdown table.
 """
 
 from __future__ import annotations
@@ -55,6 +58,26 @@ def expert_chunks(env, seed: int, T: int, style: float) -> tuple[dict, np.ndarra
     return obs0, np.stack(chunks)
 
 
+def _start(env, model, sampler, stats, seed: int, T: int, style: float):
+    """Encoded first observation of layout ``seed``, its two standardised expert chunks (left, right) and a
+    labeller giving the route of a decoded (T, A) chunk: the nearer expert chunk (standardised MSE)."""
+    import torch
+
+    from lerobot_hybrid_act.ablation import metrics as M
+
+    mean, std = stats
+    obs0, g = expert_chunks(env, seed, T, style)
+    gs = (g - mean) / std
+    with torch.no_grad():
+        enc = model.encode_observation(sampler._norm(obs0["agent_pos"], obs0["environment_state"]))
+
+    def route_of(chunk) -> int:
+        c = (sampler._unnormalise(chunk)[0] - mean) / std
+        return int(np.argmin([M.chunk_mse(c, gs[r]) for r in (0, 1)]))
+
+    return obs0, g, gs, enc, route_of
+
+
 def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: float) -> dict:
     """Counterfactual z steering (see the module docstring), per start layout then summarised."""
     import torch
@@ -63,7 +86,6 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
     from lerobot_hybrid_act.docking.env import DockingEnv
     from lerobot_hybrid_act.docking.metrics import collect_rollout, route_label
 
-    mean, std = stats
     model, T = policy.inference_model, policy.config.chunk_size
     env = DockingEnv(episode_length=200, render_mode=None)
     act = M._policy_act_fn(policy, pre, post)
@@ -71,11 +93,9 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
     gen = lambda j: torch.Generator().manual_seed(j)  # noqa: E731
     chunk_follow, rollout_follow, both_prior, gap, z_gap = [], [], [], [], []
     for s in start_seeds:
-        obs0, g = expert_chunks(env, int(s), T, style)
-        gs = (g - mean) / std
+        obs0, g, gs, enc, route_of = _start(env, model, sampler, stats, int(s), T, style)
         gap.append(M.chunk_mse(gs[0], gs[1]))
         with torch.no_grad():
-            enc = model.encode_observation(sampler._norm(obs0["agent_pos"], obs0["environment_state"]))
             z_route = []
             for r in (0, 1):
                 a_norm = pre({**M._obs_batch(obs0["agent_pos"], obs0["environment_state"]),
@@ -83,15 +103,9 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
                 z_route.append(model.style.posterior(enc.summary, a_norm, None)[0])
             var_p = model.style.prior(enc.summary).chunk(2, dim=-1)[1].exp()
             z_gap.append(float(((z_route[0] - z_route[1]).pow(2) / var_p).sum().sqrt()))
-
-            def nearest(chunk) -> int:  # route of a decoded (T, A) chunk: the nearer expert chunk
-                c = (chunk - mean) / std
-                return int(np.argmin([M.chunk_mse(c, gs[r]) for r in (0, 1)]))
-
-            hits = [nearest(sampler._unnormalise(model.sample(enc, z_route[r], gen(j)))[0]) == r
-                    for r in (0, 1) for j in range(k)]
-            prior = [nearest(sampler._unnormalise(model.sample(
-                enc, model.style.infer(enc.summary, "sample", 1.0, gen(100 + j)), gen(200 + j)))[0]) for j in range(k)]
+            hits = [route_of(model.sample(enc, z_route[r], gen(j))) == r for r in (0, 1) for j in range(k)]
+            prior = [route_of(model.sample(enc, model.style.infer(enc.summary, "sample", 1.0, gen(100 + j)),
+                                           gen(200 + j))) for j in range(k)]
         chunk_follow.append(float(np.mean(hits)))
         both_prior.append(float(len(set(prior)) == 2))
         ro_hits = []
@@ -109,6 +123,31 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
             "both_routes_from_prior": M.summarize(both_prior), "expert_route_gap_mse": M.summarize(gap),
             "posterior_route_gap": M.summarize(z_gap),
             "starts": [int(s) for s in start_seeds], "k": k, "reps": reps, "style": style}
+
+
+def route_recall(policy, pre, post, stats, seeds, k: int, style: float) -> dict:
+    """Share of K chunks decoded (z from the prior) at the first frame of layout ``seed`` that take the route the
+    expert drew for that seed. On the training demos' layouts ~1 means the decoder recalls each demo's route from
+    its observation (memorised: z is not needed); on other layouts that draw is a coin flip (~0.5)."""
+    import torch
+
+    from lerobot_hybrid_act.ablation import metrics as M
+    from lerobot_hybrid_act.docking.env import DockingEnv
+    from lerobot_hybrid_act.docking.expert import expert_rng, sample_route_style
+
+    model, T = policy.inference_model, policy.config.chunk_size
+    env = DockingEnv(episode_length=200, render_mode=None)
+    sampler = M.ChunkSampler(policy, pre, post)
+    recall = []
+    for s in seeds:
+        drawn = sample_route_style(expert_rng(int(s)))[0]
+        _, _, _, enc, route_of = _start(env, model, sampler, stats, int(s), T, style)
+        with torch.no_grad():
+            recall.append(float(np.mean([route_of(model.sample(
+                enc, model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(100 + j)),
+                torch.Generator().manual_seed(200 + j))) == drawn for j in range(k)])))
+    env.close()
+    return M.summarize(recall)
 
 
 def _weights(flag: str, allow_zero: bool, example: str):
@@ -188,17 +227,22 @@ def main() -> None:
                           M.fidelity_steps(task))
         steer = z_steering(policy, pre, post, stats, [task.route_seed + i for i in range(a.starts)], a.k, a.reps,
                            a.style)
+        demo_seeds = json.loads((data / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
+        held_seeds = json.loads((held / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
+        recall = {"train": route_recall(policy, pre, post, stats, demo_seeds, a.k, a.style),
+                  "heldout": route_recall(policy, pre, post, stats, held_seeds, a.k, a.style)}
         routes = M.route_diversity(policy, pre, post, [task.route_seed + i for i in range(prof.route_starts)],
                                    prof.route_rollouts, 0)
         ro = M.docking_rollouts(policy, pre, post, [task.rollout_seed + i for i in range(a.episodes)],
                                 policy.config.n_action_steps)["summary"]
         rows.append({"kl_weight": float(w), "recon_weight": float(rw), "train_wall_s": wall, "eval_s": time.perf_counter() - t0,
-                     "kl": probe["kl"], "route_accuracy": probe["route_accuracy"], "z_usage": usage, **steer,
+                     "kl": probe["kl"], "route_accuracy": probe["route_accuracy"], "z_usage": usage, **steer, "route_recall": recall,
                      "route_coverage": routes["coverage"], "success": ro["success_rate"], "episodes": a.episodes,
                      "collision": ro["collision_rate"]})
         r = rows[-1]
         print(f"kl_weight {w}, recon_weight {rw}: KL {r['kl']['kl']:.3f} ({r['kl']['active_dims']} active), chunk follows z "
-              f"{r['chunk_follows_z']['mean']:.2f}, rollout follows z {r['rollout_follows_z']['mean']:.2f}, "
+              f"{r['chunk_follows_z']['mean']:.2f}, demo route recalled {r['route_recall']['train']['mean']:.2f} (train) / "
+              f"{r['route_recall']['heldout']['mean']:.2f} (held-out), rollout follows z {r['rollout_follows_z']['mean']:.2f}, "
               f"success {r['success']:.2f}", flush=True)
     res = {"command": "python benchmarks/latent_usage.py " + " ".join(
                f"--{k.replace('_', '-')} {','.join(v) if isinstance(v, list) else v}" for k, v in vars(a).items()),
@@ -216,15 +260,16 @@ def table(rows: list[dict]) -> str:
         return f"{m['mean']:.2f} [{m['ci'][0]:.2f}, {m['ci'][1]:.2f}]"
 
     lines = ["| kl_weight | recon_weight | KL nats (active/dims) | route acc. posterior / prior mean | z_usage from z / noise | "
-             "posterior route gap (prior std) | chunk follows z | rollout follows z | both routes from prior | route coverage | success (seeds 2000..) |",
-             "|---:|---:|---|---|---|---|---|---|---|---|---|"]
+             "posterior route gap (prior std) | chunk follows z | demo route recalled: train / held-out starts | rollout follows z | both routes from prior | route coverage | success (seeds 2000..) |",
+             "|---:|---:|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         acc = r["route_accuracy"]
         lines.append(
             f"| {r['kl_weight']:g} | {r.get('recon_weight', 0):g} | {r['kl']['kl']:.3f} ({r['kl']['active_dims']}/{r['kl']['latent_dim']}) | "
             f"{acc['posterior_mean']['0']:.2f} / {acc['prior_mean']['0']:.2f} | "
             f"{r['z_usage']['from_z']['mean']:.3f} / {r['z_usage']['from_noise']['mean']:.3f} | "
-            f"{ci(r['posterior_route_gap'])} | {ci(r['chunk_follows_z'])} | {ci(r['rollout_follows_z'])} | {ci(r['both_routes_from_prior'])} | "
+            f"{ci(r['posterior_route_gap'])} | {ci(r['chunk_follows_z'])} | "
+            f"{ci(r['route_recall']['train'])} / {ci(r['route_recall']['heldout'])} | {ci(r['rollout_follows_z'])} | {ci(r['both_routes_from_prior'])} | "
             f"{ci(r['route_coverage'])} | {round(r['success'] * r['episodes'])}/{r['episodes']} |")
     return "\n".join(lines)
 
