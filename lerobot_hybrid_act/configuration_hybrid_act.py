@@ -115,8 +115,9 @@ class HybridActConfig(PreTrainedConfig):
     clip_sample_range: float = 1.0
     # ACT-style reconstruction term (0 = off): an extra x0 loss on the denoiser's output from pure Gaussian noise
     # at the sampler's first timestep, which is exactly where inference starts. Only obs and z can tell that
-    # chunk, so hybrid_act_c's posterior z must carry what the observation leaves open (on docking: the route);
-    # the diffusion loss alone lets the denoiser read it from the noisy chunk instead (README "Does C use z?").
+    # chunk, so hybrid_act_c's posterior z is pushed to carry what the observation leaves open (on docking: the
+    # route). With the diffusion loss alone, C's z stayed unused on docking: the denoiser memorised each training
+    # layout's route from its observation instead (README "Does C use z?").
     recon_weight: float = 0.0
 
     # KL (hybrid_act_c).
