@@ -78,6 +78,16 @@ def _start(env, model, sampler, stats, seed: int, T: int, style: float):
     return obs0, g, gs, enc, route_of
 
 
+def _prior_routes(model, enc, route_of, k: int) -> list[int]:
+    """Routes of K chunks decoded with z drawn from the prior (draw j: z seed 100 + j, noise seed 200 + j)."""
+    import torch
+
+    gen = lambda j: torch.Generator().manual_seed(j)  # noqa: E731
+    with torch.no_grad():
+        return [route_of(model.sample(enc, model.style.infer(enc.summary, "sample", 1.0, gen(100 + j)), gen(200 + j)))
+                for j in range(k)]
+
+
 def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: float) -> dict:
     """Counterfactual z steering (see the module docstring), per start layout then summarised."""
     import torch
@@ -104,8 +114,7 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
             var_p = model.style.prior(enc.summary).chunk(2, dim=-1)[1].exp()
             z_gap.append(float(((z_route[0] - z_route[1]).pow(2) / var_p).sum().sqrt()))
             hits = [route_of(model.sample(enc, z_route[r], gen(j))) == r for r in (0, 1) for j in range(k)]
-            prior = [route_of(model.sample(enc, model.style.infer(enc.summary, "sample", 1.0, gen(100 + j)),
-                                           gen(200 + j))) for j in range(k)]
+        prior = _prior_routes(model, enc, route_of, k)
         chunk_follow.append(float(np.mean(hits)))
         both_prior.append(float(len(set(prior)) == 2))
         ro_hits = []
@@ -129,8 +138,6 @@ def route_recall(policy, pre, post, stats, seeds, k: int, style: float) -> dict:
     """Share of K chunks decoded (z from the prior) at the first frame of layout ``seed`` that take the route the
     expert drew for that seed. On the training demos' layouts ~1 means the decoder recalls each demo's route from
     its observation (memorised: z is not needed); on other layouts that draw is a coin flip (~0.5)."""
-    import torch
-
     from lerobot_hybrid_act.ablation import metrics as M
     from lerobot_hybrid_act.docking.env import DockingEnv
     from lerobot_hybrid_act.docking.expert import expert_rng, sample_route_style
@@ -142,10 +149,7 @@ def route_recall(policy, pre, post, stats, seeds, k: int, style: float) -> dict:
     for s in seeds:
         drawn = sample_route_style(expert_rng(int(s)))[0]
         _, _, _, enc, route_of = _start(env, model, sampler, stats, int(s), T, style)
-        with torch.no_grad():
-            recall.append(float(np.mean([route_of(model.sample(
-                enc, model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(100 + j)),
-                torch.Generator().manual_seed(200 + j))) == drawn for j in range(k)])))
+        recall.append(float(np.mean([r == drawn for r in _prior_routes(model, enc, route_of, k)])))
     env.close()
     return M.summarize(recall)
 
@@ -211,6 +215,8 @@ def main() -> None:
     held = runner.record_dataset(task, prof.n_heldout, task.heldout_seed, work / "data" / "docking_heldout",
                                  logs / "record_docking_heldout.log")
     hold, stats = M.HeldOut(held), M._load_stats(data)
+    demo_seeds = json.loads((data / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
+    held_seeds = json.loads((held / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
     rows = []
     for w, rw in [(w, rw) for rw in a.recon_weights for w in a.kl_weights]:
         recon = float(rw) > 0
@@ -227,8 +233,6 @@ def main() -> None:
                           M.fidelity_steps(task))
         steer = z_steering(policy, pre, post, stats, [task.route_seed + i for i in range(a.starts)], a.k, a.reps,
                            a.style)
-        demo_seeds = json.loads((data / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
-        held_seeds = json.loads((held / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
         recall = {"train": route_recall(policy, pre, post, stats, demo_seeds, a.k, a.style),
                   "heldout": route_recall(policy, pre, post, stats, held_seeds, a.k, a.style)}
         routes = M.route_diversity(policy, pre, post, [task.route_seed + i for i in range(prof.route_starts)],
