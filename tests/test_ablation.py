@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from lerobot_hybrid_act.ablation import metrics as M
-from lerobot_hybrid_act.ablation.profiles import FULL, PROFILES, QUICK, SMOKE, get_profile, run_name
+from lerobot_hybrid_act.ablation.profiles import (
+    FULL, PROFILES, QUICK, SMOKE, VARIANTS, get_profile, policy_type, run_name,
+)
 from lerobot_hybrid_act.ablation.report import (
     _plot_n,
     aggregate,
@@ -129,6 +131,13 @@ def test_profiles_plan_and_policy_flags():
         assert "--policy.dim_model=128" in flags[p] and "--policy.chunk_size=20" in flags[p]
     assert "--policy.horizon=20" in flags["diffusion"] and "--policy.down_dims=[64,128]" in flags["diffusion"]
     assert all("--policy.pretrained_backbone_weights=null" in f for f in flags.values())
+    # a variant: C's own flags plus its two, trained at docking's main demo count with every seed, and only there
+    recon = policy_args("hybrid_act_c_recon", d, 100, False)
+    assert recon == flags["hybrid_act_c"] + ["--policy.recon_weight=1.0", "--policy.kl_weight=0.01"]
+    assert policy_type("hybrid_act_c_recon") == "hybrid_act_c" and policy_type("act") == "act"
+    variant = [(r["task"], r["n_demos"], r["seed"]) for r in FULL.runs() if r["policy"] == "hybrid_act_c_recon"]
+    assert variant == [("docking", 50, s) for s in FULL.seeds]
+    assert not any(r["policy"] in VARIANTS for r in QUICK.runs() + SMOKE.runs())
 
 
 @pytest.mark.slow
@@ -211,9 +220,11 @@ def test_results_trained_with_other_settings_are_stale(tmp_path):
 
 
 def test_eval_variants_per_policy():
-    keys = {p: [k for k, _, _ in eval_variants(FULL, p)] for p in ("act", "diffusion", "hybrid_act_b", "hybrid_act_c")}
+    pols = ("act", "diffusion", "hybrid_act_b", "hybrid_act_c", "hybrid_act_c_recon")
+    keys = {p: [k for k, _, _ in eval_variants(FULL, p)] for p in pols}
     assert keys == {"act": ["eval", "eval_ensemble"], "diffusion": ["eval"],
-                    "hybrid_act_b": ["eval", "eval_ensemble"], "hybrid_act_c": ["eval", "eval_ensemble", "eval_hold"]}
+                    "hybrid_act_b": ["eval", "eval_ensemble"], "hybrid_act_c": ["eval", "eval_ensemble", "eval_hold"],
+                    "hybrid_act_c_recon": ["eval", "eval_ensemble", "eval_hold"]}  # a C variant: z can be held
     hold = dict((k, f) for k, _, f in eval_variants(FULL, "hybrid_act_c"))["eval_hold"]
     assert hold == ["--policy.z_mode=hold"]  # no ensembling flags: one change at a time
 
@@ -350,7 +361,7 @@ def test_report_on_fabricated_runs(tmp_path):
     md = (out / "results.md").read_text()
     assert "| hybrid_act_c | 80% (16/20;" in md and "profile 'smoke'" in md
     assert "; per seed 70/90% |" in md and "| act | 30% (3/10; 11–60) |" in md  # seed spread only with >1 seed
-    assert "| docking | 6 | 1, 2 | 0.020 [0.010, 0.030] | 0.200 [0.200, 0.200] |" in md  # z usage, over seeds
+    assert "| docking | 6 | hybrid_act_c | 1, 2 | 0.020 [0.010, 0.030] | 0.200 [0.200, 0.200] |" in md  # z usage
     sec = (out / "README_section.md").read_text()
     assert "hybrid-act-ablation --profile smoke" in sec and "CPU cores" in sec
     # aggregate is pure: same groups from the same runs
@@ -402,10 +413,13 @@ def test_splice_readme_replaces_only_the_marked_block(tmp_path):
 
 def test_coverage_table_marks_each_finished_seed():
     table = coverage_table(FULL, ["docking__act__n50__s2", "aloha_insertion__hybrid_act_c__n50__s1"])
-    rows = {tuple(c.strip() for c in line.strip("|").split("|")[:2]): line for line in table.splitlines()}
-    assert rows["docking", "50"].split("|")[3].strip() == "· s2 ·"  # act: seeds 1, 2, 3 in plan order
-    assert rows["aloha_insertion", "50"].split("|")[-2].strip() == "s1 · ·"  # hybrid_act_c
-    assert not any(f"s{i}" in rows["docking", "10"] for i in (1, 2, 3))  # nothing finished with 10 demos
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines() if line.startswith("|")]
+    rows = {tuple(c[:2]): dict(zip(cells[0], c)) for c in cells[2:]}
+    assert rows["docking", "50"]["act"] == "· s2 ·"  # seeds 1, 2, 3 in plan order
+    assert rows["aloha_insertion", "50"]["hybrid_act_c"] == "s1 · ·"
+    assert rows["docking", "50"]["hybrid_act_c_recon"] == "· · ·"  # a variant: planned where the profile has it
+    assert rows["aloha_insertion", "50"]["hybrid_act_c_recon"] == "n/a"
+    assert not any(f"s{i}" in c for c in rows["docking", "10"].values() for i in (1, 2, 3))  # none with 10 demos
 
 
 # -------------------------------------------------------------------------------------------- end to end

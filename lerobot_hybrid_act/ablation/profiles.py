@@ -21,6 +21,16 @@ from dataclasses import dataclass, field, replace
 
 POLICIES = ("act", "diffusion", "hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
 HYBRID = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+# Variants: a policy type with non-default flags, reported as its own column (label -> (type, --policy.* flags)).
+# hybrid_act_c_recon: C with the reconstruction term. With C's defaults the denoiser ignores z on docking (the full
+# profile's z-usage table); benchmarks/latent_usage.py found that recon_weight=1 with kl_weight=0.01 makes z pick
+# the route (the README's "Does C use z?"), judged on seeds disjoint from lerobot-eval's.
+VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01"))}
+
+
+def policy_type(label: str) -> str:
+    """The registered policy type behind a profile's policy label (a type, or a key of ``VARIANTS``)."""
+    return VARIANTS[label][0] if label in VARIANTS else label
 
 
 @dataclass(frozen=True)
@@ -115,12 +125,15 @@ class Profile:
     main_n_demos: dict[str, int]  # per task: every policy is trained with this many demos
     extra_n_demos: dict[str, tuple[int, ...]] = field(default_factory=dict)  # sample-efficiency points
     sample_efficiency_policies: tuple[str, ...] = POLICIES
+    # per task: more policy labels (``VARIANTS``) trained at the main demo count with every seed
+    variant_policies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     seeds: tuple[int, ...] = (1,)
     eval_episodes: int = 50
     ensemble_eval: bool = True  # second lerobot-eval with temporal ensembling (act and hybrids)
     ensemble_coeff: float = 0.01
     # third lerobot-eval with --policy.z_mode=hold (one z ~ p(z|obs) per episode instead of one per chunk): does a
-    # committed style fix the chunk-to-chunk mode switching of per-chunk sampling? (C only: A has no z, B's is f(obs))
+    # committed style fix the chunk-to-chunk mode switching of per-chunk sampling? (C only: A has no z, B's is f(obs));
+    # policy types, so C's variants get it too
     hold_eval_policies: tuple[str, ...] = ("hybrid_act_c",)
     n_heldout: int = 50  # held-out demos (chunk fidelity, latent probes)
     fidelity_obs: int = 64  # held-out observations for chunk fidelity
@@ -156,7 +169,7 @@ class Profile:
                     main = self.main_n_demos[t.name]
                     ns = [main] if main_pass else sorted(set(self.extra_n_demos.get(t.name, ())) - {main})
                     for n in ns:
-                        for p in self.policies:
+                        for p in self.policies + (self.variant_policies.get(t.name, ()) if main_pass else ()):
                             if not main_pass and p not in self.sample_efficiency_policies:
                                 continue
                             out.append({"task": t.name, "policy": p, "n_demos": n, "seed": seed,
@@ -202,7 +215,7 @@ FULL = Profile(
     tasks=(DOCKING, ALOHA_TC, ALOHA_INS), policies=POLICIES,
     steps={"docking": 5000, "aloha_transfer_cube": 10000, "aloha_insertion": 10000},
     main_n_demos={"docking": 50, "aloha_transfer_cube": 50, "aloha_insertion": 50},
-    extra_n_demos={"docking": (10, 25, 100)},
+    extra_n_demos={"docking": (10, 25, 100)}, variant_policies={"docking": ("hybrid_act_c_recon",)},
     seeds=(1, 2, 3), eval_episodes=50, n_heldout=50, fidelity_obs=128, k_samples=8, smooth_episodes=10,
     route_starts=5, route_rollouts=20, control_z=10,
 )

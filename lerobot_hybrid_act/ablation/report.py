@@ -21,9 +21,11 @@ import numpy as np
 
 from lerobot_hybrid_act.stats import bootstrap_mean_ci, wilson_interval
 
-POLICY_ORDER = ("act", "diffusion", "hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+from .profiles import POLICIES, VARIANTS
+
+POLICY_ORDER = (*POLICIES, *VARIANTS)
 COLORS = {"act": "tab:blue", "diffusion": "tab:gray", "hybrid_act_a": "tab:orange", "hybrid_act_b": "tab:green",
-          "hybrid_act_c": "tab:red"}
+          "hybrid_act_c": "tab:red", "hybrid_act_c_recon": "tab:purple"}
 
 METRIC_DEFS = {
     "success": "success rate from lerobot-eval's per-episode `successes` (eval seeds 1000..), 95% Wilson CI; with "
@@ -340,15 +342,16 @@ def tables(groups: list[dict], profile) -> str:
 
 
 def z_usage_table(groups: list[dict]) -> str:
-    """hybrid_act_c per (task, demos): how much of the chunk's spread comes from z and how much from the noise."""
+    """hybrid_act_c (and its variants) per (task, demos): how much of the chunk's spread comes from z and how much
+    from the noise."""
     have = [g for g in groups if g["z_from_z"] is not None]
     if not have:
         return ""
     lines = ["Does `hybrid_act_c`'s denoiser use z? Chunk diversity (held-out frames, K samples) from K prior "
              "draws of z with one shared diffusion noise vs from one z with K noises:", "",
-             "| task | demos | seeds | from z | from noise | KL (nats) |", "|---|---|---|---|---|---|"]
+             "| task | demos | policy | seeds | from z | from noise | KL (nats) |", "|---|---|---|---|---|---|---|"]
     for g in have:
-        lines.append(f"| {g['task']} | {g['n_demos']} | {', '.join(str(s) for s in g['seeds'])} | "
+        lines.append(f"| {g['task']} | {g['n_demos']} | {g['policy']} | {', '.join(str(s) for s in g['seeds'])} | "
                      f"{_f(g['z_from_z'])} | {_f(g['z_from_noise'])} | {_f(g['kl'], 2)} |")
     return "\n".join(lines) + "\n"
 
@@ -465,7 +468,7 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str, main_n: d
     if dock:
         # 6. z scatter
         panels = []
-        for p in ("act", "hybrid_act_b", "hybrid_act_c"):
+        for p in ("act", "hybrid_act_b", "hybrid_act_c", *VARIANTS):
             if p in pick:
                 for key, v in (_get(pick[p], "metrics", "latent", "z_scatter") or {}).items():
                     panels.append((f"{p}: {key}", np.asarray(v["z"]), np.asarray(v["route"])))

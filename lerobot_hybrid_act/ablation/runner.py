@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from .profiles import HYBRID, Profile, TaskSpec
+from .profiles import HYBRID, VARIANTS, Profile, TaskSpec, policy_type
 
 BIN = Path(sys.executable).parent
 
@@ -68,8 +68,10 @@ def record_dataset(task: TaskSpec, n: int, seed: int, root: Path, log: Path) -> 
     return root
 
 
-def policy_args(policy: str, task: TaskSpec, steps: int, cameras: bool) -> list[str]:
-    """lerobot-train --policy.* flags: each policy's defaults except the sizes shared by all."""
+def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[str]:
+    """lerobot-train --policy.* flags: each policy's defaults except the sizes shared by all (and, for a
+    ``VARIANTS`` label, the variant's own flags)."""
+    policy, variant_flags = VARIANTS.get(label, (label, ()))
     s = task.sizes
     common = ["--policy.device=cpu", "--policy.push_to_hub=false"]
     if not cameras:
@@ -100,7 +102,7 @@ def policy_args(policy: str, task: TaskSpec, steps: int, cameras: bool) -> list[
             f"--policy.n_decoder_layers={s.n_decoder_layers}", f"--policy.denoiser_dim_model={s.denoiser_dim_model}",
             f"--policy.denoiser_dim_feedforward={s.denoiser_dim_feedforward}", "--policy.dropout=0.0",
             f"--policy.kl_anneal_steps={s.kl_anneal_steps}", f"--policy.num_inference_steps={s.num_inference_steps}",
-            f"--policy.prediction_type={s.prediction_type}",
+            f"--policy.prediction_type={s.prediction_type}", *variant_flags,
         ]
     raise ValueError(f"unknown policy {policy!r}")
 
@@ -124,7 +126,7 @@ def eval_variants(profile: Profile, policy: str) -> list[tuple[str, str, list[st
     if profile.ensemble_eval and policy != "diffusion":
         out.append(("eval_ensemble", "_ens", [f"--policy.temporal_ensemble_coeff={profile.ensemble_coeff}",
                                               "--policy.n_action_steps=1"]))
-    if policy in profile.hold_eval_policies:
+    if policy_type(policy) in profile.hold_eval_policies:
         out.append(("eval_hold", "_hold", ["--policy.z_mode=hold"]))
     return out
 
@@ -168,7 +170,7 @@ def backfill(profile: Profile, run: dict, res_path: Path, work: Path, logs: Path
     r = json.loads(res_path.read_text())
     missing = {k for k, _, _ in eval_variants(profile, run["policy"])} - set(r)
     latent = r.get("metrics", {}).get("latent", {})
-    need_z = run["policy"] == "hybrid_act_c" and "z_usage" not in latent
+    need_z = policy_type(run["policy"]) == "hybrid_act_c" and "z_usage" not in latent
     if not missing and not need_z:
         return True
     ckpt = Path(r.get("checkpoint", ""))
