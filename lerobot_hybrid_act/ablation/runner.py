@@ -71,7 +71,7 @@ def record_dataset(task: TaskSpec, n: int, seed: int, root: Path, log: Path) -> 
 def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[str]:
     """lerobot-train --policy.* flags: each policy's defaults except the sizes shared by all (and, for a
     ``VARIANTS`` label, the variant's own flags)."""
-    policy, variant_flags = VARIANTS.get(label, (label, ()))
+    policy, variant_flags = policy_type(label), VARIANTS.get(label, (label, ()))[1]
     s = task.sizes
     common = ["--policy.device=cpu", "--policy.push_to_hub=false"]
     if not cameras:
@@ -122,11 +122,11 @@ def train_cmd(run: dict, task: TaskSpec, data: Path, out: Path, profile: Profile
 
 def eval_variants(profile: Profile, policy: str) -> list[tuple[str, str, list[str]]]:
     """(result key, eval dir suffix, extra lerobot-eval flags) of every evaluation a run of ``policy`` gets."""
-    out = [("eval", "", [])]
+    out, policy = [("eval", "", [])], policy_type(policy)
     if profile.ensemble_eval and policy != "diffusion":
         out.append(("eval_ensemble", "_ens", [f"--policy.temporal_ensemble_coeff={profile.ensemble_coeff}",
                                               "--policy.n_action_steps=1"]))
-    if policy_type(policy) in profile.hold_eval_policies:
+    if policy in profile.hold_eval_policies:
         out.append(("eval_hold", "_hold", ["--policy.z_mode=hold"]))
     return out
 
