@@ -71,7 +71,7 @@ def record_dataset(task: TaskSpec, n: int, seed: int, root: Path, log: Path) -> 
 def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[str]:
     """lerobot-train --policy.* flags: each policy's defaults except the sizes shared by all (and, for a
     ``VARIANTS`` label, the variant's own flags)."""
-    policy, variant_flags = policy_type(label), VARIANTS.get(label, (label, ()))[1]
+    policy, variant_flags = VARIANTS.get(label, (label, ()))  # a plain policy type has no flags of its own
     s = task.sizes
     common = ["--policy.device=cpu", "--policy.push_to_hub=false"]
     if not cameras:
