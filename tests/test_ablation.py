@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from lerobot.processor import NormalizerProcessorStep
+from lerobot.utils.constants import OBS_ENV_STATE
 
 from lerobot_hybrid_act.ablation import metrics as M
 from lerobot_hybrid_act.ablation.profiles import (
@@ -131,6 +134,12 @@ def test_profiles_plan_and_policy_flags():
         assert "--policy.dim_model=128" in flags[p] and "--policy.chunk_size=20" in flags[p]
     assert "--policy.horizon=20" in flags["diffusion"] and "--policy.down_dims=[64,128]" in flags["diffusion"]
     assert all("--policy.pretrained_backbone_weights=null" in f for f in flags.values())
+    # LeRobot's act/diffusion get environment_state normalized like their state (their defaults leave it raw)
+    norm = {p: json.loads(f.split("=", 1)[1]) for p in flags for f in flags[p]
+            if f.startswith("--policy.normalization_mapping=")}
+    assert set(norm) == {"act", "diffusion"}
+    assert norm["act"]["ENV"] == norm["act"]["STATE"] == "MEAN_STD" and norm["act"]["VISUAL"] == "MEAN_STD"
+    assert norm["diffusion"]["ENV"] == norm["diffusion"]["STATE"] == norm["diffusion"]["ACTION"] == "MIN_MAX"
     # a variant: C's own flags plus its two, trained at docking's main demo count with every seed, and only there
     recon = policy_args("hybrid_act_c_recon", d, 100, False)
     assert recon == flags["hybrid_act_c"] + ["--policy.recon_weight=1.0", "--policy.kl_weight=0.01"]
@@ -458,6 +467,12 @@ def test_smoke_profile_end_to_end(tmp_path):
     # The in-process metrics (collisions, routes, smoothness) roll out the same policy on the same env as
     # lerobot-eval: act (z = 0, no dropout at eval) is deterministic, so on lerobot-eval's seeds the episodes match.
     policy, pre, post = M.load_checkpoint(Path(act["checkpoint"]))
+    # the normalization flag went through lerobot-train into act's saved preprocessor: environment_state at its
+    # dataset mean comes out at zero (unnormalized it would stay at the mean)
+    stats = json.loads((Path(act["dataset"]) / "meta" / "stats.json").read_text())
+    normalizer = next(s for s in pre.steps if isinstance(s, NormalizerProcessorStep))
+    out = normalizer._normalize_observation({OBS_ENV_STATE: torch.tensor([stats[OBS_ENV_STATE]["mean"]])}, False)
+    assert out[OBS_ENV_STATE].abs().max() < 1e-4
     seeds = list(range(act["eval"]["eval_seeds"][0], act["eval"]["eval_seeds"][1] + 1))
     ro = M.docking_rollouts(policy, pre, post, seeds, policy.config.n_action_steps)
     assert [float(r["rewards"].max()) for r in ro["rollouts"]] == pytest.approx(act["eval"]["max_rewards"], abs=1e-4)

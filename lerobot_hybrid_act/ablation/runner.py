@@ -68,9 +68,30 @@ def record_dataset(task: TaskSpec, n: int, seed: int, root: Path, log: Path) -> 
     return root
 
 
+def env_state_normalization(policy: str) -> str:
+    """A ``--policy.normalization_mapping`` flag for LeRobot's ``act`` / ``diffusion``: their defaults plus
+    ``ENV`` normalized like their ``STATE``.
+
+    Their default mappings name no mode for ``ENV`` features, so LeRobot would pass
+    ``observation.environment_state`` through unnormalized (IDENTITY) while our policies standardize it. On docking
+    the obstacle's position then varies by ~0.15 around an offset of ~4.9, and act scored several times lower
+    (README, "Superseded runs"). Equal footing means equally normalized inputs."""
+    from dataclasses import fields
+
+    from lerobot.policies.act.configuration_act import ACTConfig
+    from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+
+    cls = {"act": ACTConfig, "diffusion": DiffusionConfig}[policy]
+    default = next(f for f in fields(cls) if f.name == "normalization_mapping").default_factory()
+    modes = {k: v.value for k, v in default.items()}
+    modes["ENV"] = modes["STATE"]
+    return "--policy.normalization_mapping=" + json.dumps(modes)
+
+
 def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[str]:
-    """lerobot-train --policy.* flags: each policy's defaults except the sizes shared by all (and, for a
-    ``VARIANTS`` label, the variant's own flags)."""
+    """lerobot-train --policy.* flags: each policy's defaults except the sizes shared by all and, for LeRobot's
+    act and diffusion, a normalized ``observation.environment_state`` (``env_state_normalization``); for a
+    ``VARIANTS`` label, also the variant's own flags."""
     policy, variant_flags = VARIANTS.get(label, (label, ()))  # a plain policy type has no flags of its own
     s = task.sizes
     common = ["--policy.device=cpu", "--policy.push_to_hub=false"]
@@ -80,7 +101,7 @@ def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[s
         n_obs = s.diffusion_n_obs_steps
         n_act = min(s.n_action_steps, s.chunk_size - n_obs + 1)
         return [
-            "--policy.type=diffusion", *common,
+            "--policy.type=diffusion", *common, env_state_normalization("diffusion"),
             f"--policy.horizon={s.chunk_size}", f"--policy.n_obs_steps={n_obs}", f"--policy.n_action_steps={n_act}",
             f"--policy.drop_n_last_frames={s.chunk_size - n_act - n_obs + 1}",
             f"--policy.down_dims=[{','.join(str(d) for d in s.diffusion_down_dims)}]",
@@ -95,7 +116,7 @@ def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[s
         f"--policy.optimizer_lr={s.lr}",
     ]
     if policy == "act":
-        return ["--policy.type=act", *common, *shared]
+        return ["--policy.type=act", *common, env_state_normalization("act"), *shared]
     if policy in HYBRID:
         return [
             f"--policy.type={policy}", *common, *shared,
