@@ -646,7 +646,9 @@ def write_report(out, profile, command: str = "") -> list[Path]:
         "Protocol: every policy trains through `lerobot-train` on the same recorded demos with the same steps and "
         "batch size and is evaluated by `lerobot-eval` on seeds 1000.. (demos use seeds < 500, held-out demos "
         "500.., route starts 900.., in-process rollouts 2000..); LeRobot act/diffusion keep their defaults except "
-        "the shared sizes (diffusion: U-Net down_dims shrunk for CPU, DDIM with 10 steps like ours). "
+        "the shared sizes (diffusion: U-Net down_dims shrunk for CPU, DDIM with 10 steps like ours) and "
+        "`observation.environment_state`, which they normalize like their state (their default mappings leave it "
+        "raw; ours standardize it). "
         "No hyper-parameter was chosen from evaluation results.",
     ]
     (out / "README_section.md").write_text("\n".join(section) + "\n")
