@@ -73,9 +73,9 @@ def env_state_normalization(policy: str) -> str:
     ``ENV`` normalized like their ``STATE``.
 
     Their default mappings name no mode for ``ENV`` features, so LeRobot would pass
-    ``observation.environment_state`` through unnormalized (IDENTITY) while our policies standardize it. On docking
-    the obstacle's position then varies by ~0.15 around an offset of ~4.9, and act scored several times lower
-    (README, "Superseded runs"). Equal footing means equally normalized inputs."""
+    ``observation.environment_state`` through unnormalized (IDENTITY) while our policies standardize it: on docking
+    the obstacle's position would vary by ~0.15 around an offset of ~4.9. Equal footing means equally normalized
+    inputs; the README compares the runs trained both ways ("Superseded runs")."""
     from dataclasses import fields
 
     from lerobot.policies.act.configuration_act import ACTConfig
