@@ -29,7 +29,9 @@ from lerobot_hybrid_act.ablation.report import (
     superseded_table,
     write_report,
 )
-from lerobot_hybrid_act.ablation.runner import eval_variants, policy_args, select_runs, train_cmd
+from lerobot_hybrid_act.ablation.runner import (
+    env_state_normalization, eval_variants, policy_args, select_runs, train_cmd,
+)
 
 
 # ------------------------------------------------------------------------------------------- smoothness
@@ -140,6 +142,8 @@ def test_profiles_plan_and_policy_flags():
     assert set(norm) == {"act", "diffusion"}
     assert norm["act"]["ENV"] == norm["act"]["STATE"] == "MEAN_STD" and norm["act"]["VISUAL"] == "MEAN_STD"
     assert norm["diffusion"]["ENV"] == norm["diffusion"]["STATE"] == norm["diffusion"]["ACTION"] == "MIN_MAX"
+    with pytest.raises(ValueError, match="hybrid_act_c"):
+        env_state_normalization("hybrid_act_c")
     # a variant: C's own flags plus its two, trained at docking's main demo count with every seed, and only there
     recon = policy_args("hybrid_act_c_recon", d, 100, False)
     assert recon == flags["hybrid_act_c"] + ["--policy.recon_weight=1.0", "--policy.kl_weight=0.01"]

@@ -81,8 +81,12 @@ def env_state_normalization(policy: str) -> str:
     from lerobot.policies.act.configuration_act import ACTConfig
     from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
 
-    cls = {"act": ACTConfig, "diffusion": DiffusionConfig}[policy]
-    default = next(f for f in fields(cls) if f.name == "normalization_mapping").default_factory()
+    configs = {"act": ACTConfig, "diffusion": DiffusionConfig}
+    if policy not in configs:
+        raise ValueError(f"env_state_normalization is for LeRobot's {sorted(configs)}, not {policy!r}: our policies "
+                         "already normalize ENV features in their own config")
+    # the field's default, not ``cls()``: instantiating a config probes devices and logs warnings into every run
+    default = next(f for f in fields(configs[policy]) if f.name == "normalization_mapping").default_factory()
     modes = {k: v.value for k, v in default.items()}
     modes["ENV"] = modes["STATE"]
     return "--policy.normalization_mapping=" + json.dumps(modes)
