@@ -18,8 +18,8 @@ for each:
   z_right = E q(z | obs, chunk). Decoding K chunks with each z (shared noises) and labelling every chunk by the
   nearer expert chunk (standardised MSE) gives ``chunk_follows_z``; rolling out whole episodes with z held
   gives ``rollout_follows_z`` (route of the full trajectory). 0.5 means the denoiser ignores z; 1 means z picks
-  the route. ``posterior_route_gap`` = ||z_left - z_right|| in units of the prior's std (does the posterior
-  separate the routes at all?); ``both_routes_from_prior`` is the share of layouts where K prior draws decode
+  the route. ``posterior_route_gap`` = RMS of z_left - z_right (does the posterior
+  separate the routes at all? results committed before issue 24 measured it in units of the Gaussian prior's std); ``both_routes_from_prior`` is the share of layouts where K prior draws decode
   into both routes.
 - **demo route recalled**: at the first frame of each training / held-out demo's layout, the share of chunks decoded
   with prior draws of z that take the route the expert drew for that layout. The draw is a coin flip independent
@@ -58,34 +58,30 @@ def expert_chunks(env, seed: int, T: int, style: float) -> tuple[dict, np.ndarra
     return obs0, np.stack(chunks)
 
 
-def _start(env, model, sampler, stats, seed: int, T: int, style: float):
-    """Encoded first observation of layout ``seed``, its two standardised expert chunks (left, right) and a
-    labeller giving the route of a decoded (T, A) chunk: the nearer expert chunk (standardised MSE)."""
-    import torch
-
+def _start(env, sampler, stats, seed: int, T: int, style: float):
+    """Normalised first observation of layout ``seed``, its two expert chunks (left, right; raw and standardised) and
+    a labeller giving the route of a decoded (1, T, A) chunk: the nearer expert chunk (standardised MSE)."""
     from lerobot_hybrid_act.ablation import metrics as M
 
     mean, std = stats
     obs0, g = expert_chunks(env, seed, T, style)
     gs = (g - mean) / std
-    with torch.no_grad():
-        enc = model.encode_observation(sampler._norm(obs0["agent_pos"], obs0["environment_state"]))
+    batch = sampler.normalize(obs0["agent_pos"], obs0["environment_state"])
 
     def route_of(chunk) -> int:
-        c = (sampler._unnormalise(chunk)[0] - mean) / std
+        c = (sampler.unnormalise(chunk)[0] - mean) / std
         return int(np.argmin([M.chunk_mse(c, gs[r]) for r in (0, 1)]))
 
-    return obs0, g, gs, enc, route_of
+    return obs0, g, gs, batch, route_of
 
 
-def _prior_routes(model, enc, route_of, k: int) -> list[int]:
+def _prior_routes(policy, batch, route_of, k: int) -> list[int]:
     """Routes of K chunks decoded with z drawn from the prior (draw j: z seed 100 + j, noise seed 200 + j)."""
     import torch
 
     gen = lambda j: torch.Generator().manual_seed(j)  # noqa: E731
-    with torch.no_grad():
-        return [route_of(model.sample(enc, model.style.infer(enc.summary, "sample", 1.0, gen(100 + j)), gen(200 + j)))
-                for j in range(k)]
+    return [route_of(policy.predict_action_chunk(batch, z=policy.sample_style(batch, gen(100 + j)), generator=gen(200 + j)))
+            for j in range(k)]
 
 
 def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: float) -> dict:
@@ -96,25 +92,24 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
     from lerobot_hybrid_act.docking.env import DockingEnv
     from lerobot_hybrid_act.docking.metrics import collect_rollout, route_label
 
-    model, T = policy.inference_model, policy.config.chunk_size
+    T = policy.config.chunk_size
     env = DockingEnv(episode_length=200, render_mode=None)
-    act = M._policy_act_fn(policy, pre, post)
+    act = M.policy_act_fn(policy, pre, post)
     sampler = M.ChunkSampler(policy, pre, post)
     gen = lambda j: torch.Generator().manual_seed(j)  # noqa: E731
     chunk_follow, rollout_follow, both_prior, gap, z_gap = [], [], [], [], []
     for s in start_seeds:
-        obs0, g, gs, enc, route_of = _start(env, model, sampler, stats, int(s), T, style)
+        obs0, g, gs, batch, route_of = _start(env, sampler, stats, int(s), T, style)
         gap.append(M.chunk_mse(gs[0], gs[1]))
-        with torch.no_grad():
-            z_route = []
-            for r in (0, 1):
-                a_norm = pre({**M._obs_batch(obs0["agent_pos"], obs0["environment_state"]),
-                              "action": torch.as_tensor(g[r : r + 1], dtype=torch.float32)})["action"]
-                z_route.append(model.style.posterior(enc.summary, a_norm, None)[0])
-            var_p = model.style.prior(enc.summary).chunk(2, dim=-1)[1].exp()
-            z_gap.append(float(((z_route[0] - z_route[1]).pow(2) / var_p).sum().sqrt()))
-            hits = [route_of(model.sample(enc, z_route[r], gen(j))) == r for r in (0, 1) for j in range(k)]
-        prior = _prior_routes(model, enc, route_of, k)
+        z_route = []
+        for r in (0, 1):
+            a_norm = pre({**M.obs_batch(obs0["agent_pos"], obs0["environment_state"]),
+                          "action": torch.as_tensor(g[r : r + 1], dtype=torch.float32)})["action"]
+            z_route.append(policy.infer_style({**batch, "action": a_norm}))
+        z_gap.append(float((z_route[0] - z_route[1]).pow(2).mean().sqrt()))
+        hits = [route_of(policy.predict_action_chunk(batch, z=z_route[r], generator=gen(j))) == r
+                for r in (0, 1) for j in range(k)]
+        prior = _prior_routes(policy, batch, route_of, k)
         chunk_follow.append(float(np.mean(hits)))
         both_prior.append(float(len(set(prior)) == 2))
         ro_hits = []
@@ -142,14 +137,14 @@ def route_recall(policy, pre, post, stats, seeds, k: int, style: float) -> dict:
     from lerobot_hybrid_act.docking.env import DockingEnv
     from lerobot_hybrid_act.docking.expert import expert_rng, sample_route_style
 
-    model, T = policy.inference_model, policy.config.chunk_size
+    T = policy.config.chunk_size
     env = DockingEnv(episode_length=200, render_mode=None)
     sampler = M.ChunkSampler(policy, pre, post)
     recall = []
     for s in seeds:
         drawn = sample_route_style(expert_rng(int(s)))[0]
-        _, _, _, enc, route_of = _start(env, model, sampler, stats, int(s), T, style)
-        recall.append(float(np.mean([r == drawn for r in _prior_routes(model, enc, route_of, k)])))
+        _, _, _, batch, route_of = _start(env, sampler, stats, int(s), T, style)
+        recall.append(float(np.mean([r == drawn for r in _prior_routes(policy, batch, route_of, k)])))
     env.close()
     return M.summarize(recall)
 
@@ -214,7 +209,7 @@ def main() -> None:
     data = runner.record_dataset(task, 50, task.demo_seed, work / "data" / "docking_n50", logs / "record_docking_n50.log")
     held = runner.record_dataset(task, prof.n_heldout, task.heldout_seed, work / "data" / "docking_heldout",
                                  logs / "record_docking_heldout.log")
-    hold, stats = M.HeldOut(held), M._load_stats(data)
+    hold, stats = M.HeldOut(held), M.load_action_stats(data)
     demo_seeds = json.loads((data / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
     held_seeds = json.loads((held / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
     rows = []
@@ -254,7 +249,7 @@ def main() -> None:
            "heldout_observations": prof.fidelity_obs, "rows": rows}
     path = Path(a.out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(res, indent=1, default=runner._json_default))
+    path.write_text(json.dumps(res, indent=1, default=runner.json_default))
     print(table(rows))
     print(f"JSON: {path}")
 

@@ -48,7 +48,7 @@ def main() -> None:
                                  logs / f"record_{task.name}_n50.log")
     held = runner.record_dataset(task, prof.n_heldout, task.heldout_seed, work / "data" / f"{task.name}_heldout",
                                  logs / f"record_{task.name}_heldout.log")
-    hold, stats = M.HeldOut(held), M._load_stats(data)
+    hold, stats = M.HeldOut(held), M.load_action_stats(data)
     horizon = task.sizes.n_action_steps if task.is_docking else min(50, task.sizes.n_action_steps)
     rows = []
     for target in a.targets.split(","):

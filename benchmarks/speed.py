@@ -287,11 +287,6 @@ def synthetic_chunks(batch_size: int, seed: int = 0) -> dict:
     }
 
 
-def set_inference_steps(policy, steps: int) -> None:
-    policy.config.num_inference_steps = steps
-    policy.inference_model.sampler.set_timesteps(steps)
-
-
 # The fidelity run trains a SMALL observation encoder / posterior (what is measured is the sampler and the
 # denoiser, which keep their defaults) so that a few hundred steps fit in minutes on 2 CPU cores.
 FIDELITY_OVERRIDES = dict(dim_model=128, dim_feedforward=512, n_encoder_layers=2, n_vae_encoder_layers=2, optimizer_lr=5e-4)
@@ -314,13 +309,13 @@ def fidelity_curve(device: str, train_steps: int, batch_size: int, eval_seeds: i
     train_s = time.perf_counter() - t0
     policy.eval()
     obs = {k: v for k, v in batch.items() if k.startswith("observation.")}
-    z = policy.inference_model.style.infer(policy.inference_model.encode_observation(obs).summary, "mean", 0.0, None)
+    z = policy.sample_style(obs, generator=torch.Generator(device).manual_seed(0))
     default_steps = policy.config.num_inference_steps
     steps_list = sorted(set(FIDELITY_STEPS) | {default_steps})
     ref_steps = policy.config.num_train_timesteps
 
     def sample(steps: int, seed: int) -> torch.Tensor:
-        set_inference_steps(policy, steps)
+        policy.config.num_inference_steps = steps
         return policy.predict_action_chunk(obs, z=z, generator=torch.Generator(device).manual_seed(seed))
 
     refs = [sample(ref_steps, s) for s in range(eval_seeds)]
@@ -332,18 +327,7 @@ def fidelity_curve(device: str, train_steps: int, batch_size: int, eval_seeds: i
             "mse_to_data": statistics.mean(float(((o - batch["action"]) ** 2).mean()) for o in outs),
             "mse_to_ref": statistics.mean(float(((o - r) ** 2).mean()) for o, r in zip(outs, refs, strict=True)),
         })  # fmt: skip
-    # For reference only (not what the policy uses): diffusers' "trailing" timestep spacing, which starts every
-    # schedule at t = T-1 (the default "leading" spacing starts few-step schedules at a partly denoised t).
-    if policy.config.noise_scheduler_type == "DDIM":
-        from diffusers.schedulers.scheduling_ddim import DDIMScheduler
-
-        leading = policy.inference_model.sampler
-        policy.inference_model.sampler = DDIMScheduler.from_config(leading.config, timestep_spacing="trailing")
-        for row in rows:
-            outs = [sample(row["num_inference_steps"], s) for s in range(eval_seeds)]
-            row["mse_to_data_trailing"] = statistics.mean(float(((o - batch["action"]) ** 2).mean()) for o in outs)
-        policy.inference_model.sampler = leading
-    set_inference_steps(policy, default_steps)
+    policy.config.num_inference_steps = default_steps
     ref_to_data = statistics.mean(float(((r - batch["action"]) ** 2).mean()) for r in refs)
     return {
         "policy": "hybrid_act_c, state profile, default denoiser/sampler, small encoder",
@@ -373,9 +357,6 @@ def plot_fidelity(fid: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     ax.plot(steps, [r["mse_to_data"] for r in fid["rows"]], "o-", label="chunk MSE to data")
     ax.plot(steps, [r["mse_to_ref"] for r in fid["rows"]], "s--", label=f"chunk MSE to {fid['reference_steps']}-step DDIM")
-    if "mse_to_data_trailing" in fid["rows"][0]:
-        ax.plot(steps, [r["mse_to_data_trailing"] for r in fid["rows"]], "^:", alpha=0.7,
-                label="MSE to data, 'trailing' spacing (not used)")  # fmt: skip
     ax.axhline(fid["reference_mse_to_data"], color="gray", lw=0.8, label=f"{fid['reference_steps']}-step DDIM to data")
     ax.axvline(fid["default_steps"], color="C3", lw=0.8, ls=":", label=f"default ({fid['default_steps']})")
     ax.set_xscale("log", base=2)
@@ -560,9 +541,6 @@ def markdown(r: dict) -> str:
             "| chunk MSE to data | " + " | ".join(f"{x['mse_to_data']:.4f}" for x in f["rows"]) + " |",
             f"| chunk MSE to {f['reference_steps']}-step DDIM | " + " | ".join(f"{x['mse_to_ref']:.4f}" for x in f["rows"]) + " |",
         ]
-        if "mse_to_data_trailing" in f["rows"][0]:
-            lines.append("| (not used) MSE to data, `trailing` spacing | "
-                         + " | ".join(f"{x['mse_to_data_trailing']:.4f}" for x in f["rows"]) + " |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -4,8 +4,8 @@
         --dataset-root outputs/quickstart/data/docking_100 --repo-id local/docking_quickstart --samples 8
 
 Loads a trained hybrid_act_b/c checkpoint with its processors, takes frame `--frame` of the dataset,
-and prints (1) the spread of chunks sampled with fresh z ~ p(z|obs), (2) the spread when z is held fixed
-(only the diffusion noise varies), and (3) the first action of each chunk, unnormalised.
+and prints (1) the spread of chunks sampled with fresh z ~ p(z|obs) (``policy.sample_style``), (2) the spread when
+z is held fixed (only the diffusion noise varies), and (3) the first action of each chunk, unnormalised.
 """
 
 import argparse
@@ -40,12 +40,11 @@ def main():
     item = LeRobotDataset(args.repo_id, root=args.dataset_root)[args.frame]
     obs = preprocess({k: v for k, v in item.items() if k in config.input_features})
 
-    fresh = torch.cat([policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(s)) for s in range(args.samples)])
-    enc = policy.inference_model.encode_observation(obs)
-    z = policy.inference_model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(0))
-    held = torch.cat(
-        [policy.predict_action_chunk(obs, z=z, generator=torch.Generator().manual_seed(s)) for s in range(args.samples)]
-    )
+    gen = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
+    fresh = torch.cat([policy.predict_action_chunk(obs, z=policy.sample_style(obs, gen(s)), generator=gen(s))
+                       for s in range(args.samples)])
+    z = policy.sample_style(obs, gen(0))
+    held = torch.cat([policy.predict_action_chunk(obs, z=z, generator=gen(s)) for s in range(args.samples)])
     print(f"{config.type}: {args.samples} chunks from one observation (normalised action space)")
     print(f"  spread with fresh z ~ p(z|obs): {pairwise_spread(fresh):.4f}")
     print(f"  spread with z held fixed:       {pairwise_spread(held):.4f}")

@@ -25,6 +25,8 @@ Z_MODES = ("sample", "hold", "mean")
 PREDICTION_TYPES = ("epsilon", "sample")
 NOISE_SCHEDULERS = ("DDIM", "DDPM")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
+TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
+LATENT_PRIORS = ("categorical", "mixture", "gaussian")
 
 
 @dataclass
@@ -99,11 +101,14 @@ class HybridActConfig(PreTrainedConfig):
     # Style latent.
     latent_dim: int = 32
     n_vae_encoder_layers: int = 4
+    latent_prior: str = "categorical"
+    n_latent_modes: int = 4
 
     # Diffusion.
     num_train_timesteps: int = 100
     num_inference_steps: int = 4  # DDIM; fidelity vs steps flattens from ~4 (README "Speed")
     noise_scheduler_type: str = "DDIM"
+    timestep_spacing: str = "trailing"
     beta_schedule: str = "squaredcos_cap_v2"
     beta_start: float = 0.0001
     beta_end: float = 0.02
@@ -122,7 +127,7 @@ class HybridActConfig(PreTrainedConfig):
 
     # KL (hybrid_act_c).
     kl_weight: float = 1.0
-    kl_anneal: str = "linear"
+    kl_anneal: str = "none"
     kl_anneal_steps: int = 2000
     kl_free_bits: float = 0.05
 
@@ -180,6 +185,10 @@ class HybridActConfig(PreTrainedConfig):
         self._check_choice("prediction_type", PREDICTION_TYPES)
         self._check_choice("kl_anneal", KL_ANNEAL_SCHEDULES)
         self._check_choice("z_mode", Z_MODES)
+        self._check_choice("timestep_spacing", TIMESTEP_SPACINGS)
+        self._check_choice("latent_prior", LATENT_PRIORS)
+        if self.n_latent_modes < 1:
+            raise ValueError(f"`n_latent_modes` must be >= 1, got {self.n_latent_modes}.")
         if self.style_mode != "none" and self.latent_dim <= 0:
             raise ValueError(f"`latent_dim` must be positive for {self.type}, got {self.latent_dim}.")
         if self.style_mode == "cvae":
@@ -267,3 +276,6 @@ class HybridActCConfig(HybridActConfig):
     """Variant C: posterior q(z|a, obs) + learned conditional prior p(z|obs), KL-regularised."""
 
     style_mode: ClassVar[str] = "cvae"
+    recon_weight: float = 1.0
+    kl_weight: float = 0.1
+    z_mode: str = "hold"

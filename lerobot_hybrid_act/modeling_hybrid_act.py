@@ -46,7 +46,7 @@ from .configuration_hybrid_act import (
 )
 
 ACTION_IS_PAD = "action_is_pad"
-# A latent dimension counts as "active" when its batch-mean KL(q || p) exceeds this many nats.
+# A latent term (dimension, or mode code) counts as "active" when its batch-mean KL(q || p) exceeds this many nats.
 ACTIVE_UNIT_KL = 0.01
 
 
@@ -115,8 +115,68 @@ class HybridActPolicy(PreTrainedPolicy):
         self._held_z: Tensor | None = None
 
     def set_style(self, z: Tensor | None) -> None:
-        """Use this z (shape (latent_dim,) or (B, latent_dim)) for every chunk until ``set_style(None)``."""
-        self._explicit_z = None if z is None else self.model.style.check_z(z)
+        """Use this z (shape (z_dim,) or (B, z_dim)) for every chunk until ``set_style(None)``."""
+        self._explicit_z = None if z is None else self._style_module().check_z(z)
+
+    # ----------------------------------------------------------------------------------- public latent API
+    def _style_module(self) -> nn.Module:
+        if self.config.style_mode == "none":
+            raise ValueError(
+                f"{self.config.type} has no style latent z (diffusion conditioned on the observation only); "
+                "use hybrid_act_b (z = f(obs)) or hybrid_act_c (z ~ p(z|obs)) for style control."
+            )
+        return self.inference_model.style
+
+    @torch.no_grad()
+    def sample_style(self, batch: dict[str, Tensor], generator: torch.Generator | None = None) -> Tensor:
+        """z for each observation of ``batch``, shape (B, z_dim): a draw from p(z|obs) at ``prior_temperature``
+        (hybrid_act_c; ``z_mode="mean"`` gives the prior's most likely z) or f(obs) (hybrid_act_b)."""
+        style = self._style_module()
+        self.eval()
+        summary = self.inference_model.encode_observation(batch).summary
+        mode = "mean" if self.config.z_mode == "mean" else "sample"
+        return style.infer(summary, mode, self.config.prior_temperature, generator)
+
+    @torch.no_grad()
+    def infer_style(self, batch: dict[str, Tensor]) -> Tensor:
+        """The z that explains the batch's (normalised) ``action`` chunk, shape (B, z_dim): the posterior mean of
+        q(z|a, obs) (hybrid_act_c; the posterior's most likely mode code for ``latent_prior="categorical"``), or
+        f(obs) (hybrid_act_b). Decode it with ``predict_action_chunk(batch, z=...)`` to reproduce that chunk's mode."""
+        style = self._style_module()
+        actions = self._checked_actions(batch)
+        self.eval()
+        summary = self.inference_model.encode_observation(batch).summary
+        return style.posterior_mean(summary, actions, batch.get(ACTION_IS_PAD))
+
+    @torch.no_grad()
+    def style_kl(self, batch: dict[str, Tensor]) -> Tensor:
+        """hybrid_act_c: KL(q(z|a, obs) || p(z|obs)) in nats for each sample of ``batch`` (which needs ``action``),
+        shape (B, n_terms): one column per latent dimension (``gaussian``), [code, style dims...]
+        (``categorical``) or one Monte-Carlo column (``mixture``). A term is active above ``ACTIVE_UNIT_KL``."""
+        if self.config.style_mode != "cvae":
+            raise ValueError(f"{self.config.type} has no posterior/prior pair; style_kl is for hybrid_act_c.")
+        actions = self._checked_actions(batch)
+        self.eval()
+        summary = self.inference_model.encode_observation(batch).summary
+        return self.inference_model.style.train_latent(summary, actions, batch.get(ACTION_IS_PAD)).kl
+
+    def _checked_actions(self, batch: dict[str, Tensor]) -> Tensor:
+        if ACTION not in batch:
+            raise KeyError(
+                f"This needs the demonstrated chunk: put the normalised `{ACTION}` chunk of shape (B, chunk_size, "
+                f"action_dim) = (B, {self.config.chunk_size}, {self.model.denoiser.action_dim}) in the batch (the "
+                f"preprocessor normalises it when the raw batch has `{ACTION}`)."
+            )
+        actions = batch[ACTION]
+        if actions.shape[1:] != (self.config.chunk_size, self.model.denoiser.action_dim):
+            raise ValueError(
+                f"`{ACTION}` has shape {tuple(actions.shape[1:])} per sample; expected (chunk_size, action_dim) = "
+                f"({self.config.chunk_size}, {self.model.denoiser.action_dim}). Check the dataset's action "
+                "feature and that `delta_timestamps` come from this config (`action_delta_indices`)."
+            )
+        if not torch.isfinite(actions).all():
+            raise ValueError(f"`{ACTION}` contains NaN or inf; clean the data (training on it would make the weights NaN).")
+        return actions
 
     @torch.inference_mode()
     def select_action(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
@@ -132,7 +192,8 @@ class HybridActPolicy(PreTrainedPolicy):
     def predict_action_chunk(
         self, batch: dict[str, Tensor], z: Tensor | None = None, generator: torch.Generator | None = None, **kwargs
     ) -> Tensor:
-        """Sample a (B, chunk_size, action_dim) chunk. ``z`` overrides the style latent for this call."""
+        """Sample a (B, chunk_size, action_dim) chunk. ``z`` (from ``sample_style`` / ``infer_style``) overrides
+        the style latent for this call; ``generator`` makes the draw of z and of the diffusion noise reproducible."""
         self.eval()
         model = self.inference_model
         obs = model.encode_observation(batch)
@@ -141,29 +202,22 @@ class HybridActPolicy(PreTrainedPolicy):
     def _inference_style(self, summary: Tensor, z: Tensor | None, generator: torch.Generator | None) -> Tensor | None:
         """z for one chunk: the caller's z, else a z held for the episode, else one drawn from the style module."""
         batch_size = summary.shape[0]
-        z = self._explicit_z if z is None else self.inference_model.style.check_z(z)
+        style = self.inference_model.style
+        z = self._explicit_z if z is None else style.check_z(z)
         if z is not None:
             if z.shape[0] not in (1, batch_size):
                 raise ValueError(f"z has batch size {z.shape[0]} but the observation batch has {batch_size}.")
             return z.to(summary).expand(batch_size, -1)
         if self.config.z_mode == "hold" and self._held_z is not None and self._held_z.shape[0] == batch_size:
             return self._held_z
-        z = self.inference_model.style.infer(summary, self.config.z_mode, self.config.prior_temperature, generator)
+        z = style.infer(summary, self.config.z_mode, self.config.prior_temperature, generator)
         if self.config.z_mode == "hold":
             self._held_z = z
         return z
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         """Training loss: masked diffusion MSE (+ annealed, free-bits KL for hybrid_act_c; + reconstruction if ``recon_weight``)."""
-        actions = batch[ACTION]
-        if actions.shape[1:] != (self.config.chunk_size, self.model.denoiser.action_dim):
-            raise ValueError(
-                f"`{ACTION}` has shape {tuple(actions.shape[1:])} per sample; expected (chunk_size, action_dim) = "
-                f"({self.config.chunk_size}, {self.model.denoiser.action_dim}). Check the dataset's action "
-                "feature and that `delta_timestamps` come from this config (`action_delta_indices`)."
-            )
-        if not torch.isfinite(actions).all():
-            raise ValueError(f"`{ACTION}` contains NaN or inf; refusing to train on it (weights would become NaN).")
+        actions = self._checked_actions(batch)
         obs = self.model.encode_observation(batch)
         style = self.model.style.train_latent(obs.summary, actions, batch.get(ACTION_IS_PAD))
         pred, target = self.model.denoising_target(obs, style.z, actions)
@@ -179,17 +233,17 @@ class HybridActPolicy(PreTrainedPolicy):
             recon_loss = masked_mse(self.model.reconstruct(obs, style.z, actions.shape), actions)
             loss = loss + self.config.recon_weight * recon_loss
             info["recon_loss"] = recon_loss.item()
-        if style.kl_per_dim is not None:
-            kl_per_dim = style.kl_per_dim.mean(0)  # (latent_dim,) batch-mean KL in nats
+        if style.kl is not None:
+            kl_terms = style.kl.mean(0)  # (n_terms,) batch-mean KL in nats
             beta = self.model.kl_beta(advance=self.training)
-            # Free bits: dimensions already below the floor are not pushed further towards the prior.
-            kl_penalised = torch.clamp(kl_per_dim, min=self.config.kl_free_bits).sum()
-            loss = loss + beta * kl_penalised
+            # Free bits: terms already below their floor are not pushed further towards the prior.
+            floor = self.config.kl_free_bits * style.kl_floor.to(kl_terms)
+            loss = loss + beta * torch.maximum(kl_terms, floor).sum()
             info.update(
-                kl=kl_per_dim.sum().item(),
-                kl_min_dim=kl_per_dim.min().item(),
+                kl=kl_terms.sum().item(),
+                kl_min_dim=kl_terms.min().item(),
                 kl_beta=beta,
-                kl_active_dims=int((kl_per_dim > ACTIVE_UNIT_KL).sum().item()),
+                kl_active_dims=int((kl_terms > ACTIVE_UNIT_KL).sum().item()),
             )
         return loss, info
 
@@ -290,7 +344,7 @@ class HybridActModel(nn.Module):
         )
         self.train_scheduler = DDPMScheduler(**scheduler_kwargs)
         sampler_cls = DDIMScheduler if config.noise_scheduler_type == "DDIM" else DDPMScheduler
-        self.sampler = sampler_cls(**scheduler_kwargs)
+        self.sampler = sampler_cls(**scheduler_kwargs, timestep_spacing=config.timestep_spacing)
         self.sampler.set_timesteps(config.num_inference_steps)
         # Training steps seen, for KL annealing; a buffer so that it is checkpointed and resumed.
         self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
@@ -318,6 +372,8 @@ class HybridActModel(nn.Module):
         shape = (batch_size, self.config.chunk_size, self.denoiser.action_dim)
         x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
         x = x.to(obs.tokens)
+        if len(self.sampler.timesteps) != self.config.num_inference_steps:  # the config was changed after loading
+            self.sampler.set_timesteps(self.config.num_inference_steps)
         timesteps = self.sampler.timesteps
         # Everything that does not depend on the noisy chunk is computed once per chunk: the memory's
         # cross-attention keys/values and, for all sampler timesteps at once, every layer's FiLM parameters.
@@ -427,9 +483,35 @@ def _make_resnet(config: HybridActConfig) -> nn.Module:
 
 
 class StyleOutput:
-    def __init__(self, z: Tensor | None, kl_per_dim: Tensor | None = None):
-        self.z = z  # (B, latent_dim) or None
-        self.kl_per_dim = kl_per_dim  # (B, latent_dim) KL(q || p) in nats, or None
+    def __init__(self, z: Tensor | None, kl: Tensor | None = None, kl_floor: Tensor | None = None):
+        self.z = z  # (B, z_dim) or None
+        self.kl = kl  # (B, n_terms) KL(q || p) in nats, one column per latent term, or None
+        self.kl_floor = kl_floor  # (n_terms,) free-bits floor of each term in latent dimensions it covers
+
+
+def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
+    """KL(N(mu_q, var_q) || N(mu_p, var_p)) per dimension, in nats."""
+    return 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0)
+
+
+def gaussian_log_prob(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log N(z; mu, var) summed over the last dimension."""
+    return -0.5 * (logvar + (z - mu).pow(2) / logvar.exp() + math.log(2 * math.pi)).sum(-1)
+
+
+def _randn(shape, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise drawn on the generator's device (reproducible), then moved to ``like``."""
+    return torch.randn(shape, generator=generator, device=generator.device if generator else "cpu").to(like)
+
+
+def _sample_categorical(logits: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
+    """Indices drawn from softmax(logits / temperature); the argmax at temperature 0."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs.cpu() if generator is None else probs.to(generator.device), 1, generator=generator)[
+        :, 0
+    ].to(logits.device)
 
 
 class NoStyle(nn.Module):
@@ -461,30 +543,28 @@ class DeterministicStyle(nn.Module):
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
         return self.f(summary)
 
+    def posterior_mean(self, summary, actions, action_is_pad) -> Tensor:
+        return self.f(summary)
+
     def check_z(self, z: Tensor) -> Tensor:
         return _check_z(z, self.z_dim)
 
 
-class ConditionalPriorStyle(nn.Module):
-    """Variant C: posterior q(z | a, obs) (ACT's VAE encoder) and learned prior p(z | obs) (an MLP).
+class PosteriorEncoder(nn.Module):
+    """ACT's VAE encoder: a transformer over [cls, obs summary, a_1..a_k] whose cls output is projected to
+    ``n_out`` posterior parameters (ACT reads the robot state where we read the observation summary)."""
 
-    The posterior is a transformer over [cls, obs summary, a_1..a_k] like ACT's VAE encoder (which uses the
-    robot state instead of the summary); both output a diagonal Gaussian (mean, log-variance).
-    """
-
-    def __init__(self, config: HybridActConfig):
+    def __init__(self, config: HybridActConfig, n_out: int):
         super().__init__()
-        self.z_dim = config.latent_dim
         d = config.dim_model
-        self.posterior_encoder = ACTEncoder(config, is_vae_encoder=True)
+        self.encoder = ACTEncoder(config, is_vae_encoder=True)
         self.cls_token = nn.Embedding(1, d)
         self.summary_proj = nn.Linear(config.denoiser_dim_model, d)
         self.action_proj = nn.Linear(config.action_feature.shape[0], d)
-        self.posterior_head = nn.Linear(d, 2 * config.latent_dim)
-        self.register_buffer("posterior_pos", create_sinusoidal_pos_embedding(2 + config.chunk_size, d).unsqueeze(1))
-        self.prior = _mlp(config.denoiser_dim_model, 2 * config.latent_dim)
+        self.head = nn.Linear(d, n_out)
+        self.register_buffer("pos", create_sinusoidal_pos_embedding(2 + config.chunk_size, d).unsqueeze(1))
 
-    def posterior(self, summary: Tensor, actions: Tensor, action_is_pad: Tensor | None) -> tuple[Tensor, Tensor]:
+    def forward(self, summary: Tensor, actions: Tensor, action_is_pad: Tensor | None) -> Tensor:
         batch_size = actions.shape[0]
         tokens = torch.cat(
             [
@@ -497,25 +577,136 @@ class ConditionalPriorStyle(nn.Module):
         pad = None
         if action_is_pad is not None:
             pad = torch.cat([torch.zeros_like(action_is_pad[:, :2]), action_is_pad], dim=1)
-        cls_out = self.posterior_encoder(tokens.transpose(0, 1), pos_embed=self.posterior_pos, key_padding_mask=pad)[0]
-        return self.posterior_head(cls_out).chunk(2, dim=-1)
+        return self.head(self.encoder(tokens.transpose(0, 1), pos_embed=self.pos, key_padding_mask=pad)[0])
+
+
+class GaussianPriorStyle(nn.Module):
+    """Variant C, ``latent_prior="gaussian"``: diagonal Gaussian posterior and a diagonal Gaussian prior p(z|obs).
+
+    Exact KL per dimension. One Gaussian per observation cannot cover two posterior clusters without putting mass
+    between them (the toy in ``benchmarks/two_mode_toy.py``)."""
+
+    def __init__(self, config: HybridActConfig):
+        super().__init__()
+        self.z_dim = config.latent_dim
+        self.posterior = PosteriorEncoder(config, 2 * config.latent_dim)
+        self.prior = _mlp(config.denoiser_dim_model, 2 * config.latent_dim)
 
     def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
-        mu_q, logvar_q = self.posterior(summary, actions, action_is_pad)
+        mu_q, logvar_q = self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)
         mu_p, logvar_p = self.prior(summary).chunk(2, dim=-1)
         z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
-        kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0)
-        return StyleOutput(z, kl)
+        return StyleOutput(z, gaussian_kl(mu_q, logvar_q, mu_p, logvar_p), torch.ones(self.z_dim))
+
+    def posterior_mean(self, summary, actions, action_is_pad) -> Tensor:
+        return self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)[0]
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
         mu_p, logvar_p = self.prior(summary).chunk(2, dim=-1)
         if z_mode == "mean" or temperature == 0:
             return mu_p
-        eps = torch.randn(mu_p.shape, generator=generator, device=generator.device if generator else "cpu")
-        return mu_p + temperature * (0.5 * logvar_p).exp() * eps.to(mu_p)
+        return mu_p + temperature * (0.5 * logvar_p).exp() * _randn(mu_p.shape, mu_p, generator)
 
     def check_z(self, z: Tensor) -> Tensor:
         return _check_z(z, self.z_dim)
+
+
+class MixturePriorStyle(GaussianPriorStyle):
+    """Variant C, ``latent_prior="mixture"``: Gaussian posterior, prior p(z|obs) a mixture of ``n_latent_modes``
+    diagonal Gaussians (VampPrior-style, arXiv 1705.07120), so that two posterior clusters can each get a component.
+
+    The KL has no closed form: a one-sample Monte-Carlo estimate log q(z) - log p(z) at the posterior sample,
+    reported as one term (free-bits floor ``latent_dim`` x ``kl_free_bits``)."""
+
+    def __init__(self, config: HybridActConfig):
+        super().__init__(config)
+        self.n_modes = config.n_latent_modes
+        self.prior = _mlp(config.denoiser_dim_model, self.n_modes * (1 + 2 * config.latent_dim))
+
+    def _prior(self, summary: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out = self.prior(summary)
+        logits, params = out[:, : self.n_modes], out[:, self.n_modes :].unflatten(-1, (self.n_modes, -1))
+        mu, logvar = params.chunk(2, dim=-1)  # (B, K, latent_dim) each
+        return logits, mu, logvar
+
+    def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
+        mu_q, logvar_q = self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)
+        z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
+        logits, mu_p, logvar_p = self._prior(summary)
+        log_p = torch.logsumexp(logits.log_softmax(-1) + gaussian_log_prob(z.unsqueeze(1), mu_p, logvar_p), dim=-1)
+        kl = gaussian_log_prob(z, mu_q, logvar_q) - log_p
+        return StyleOutput(z, kl.unsqueeze(-1), torch.full((1,), float(self.z_dim)))
+
+    def infer(self, summary, z_mode, temperature, generator) -> Tensor:
+        logits, mu_p, logvar_p = self._prior(summary)
+        t = 0.0 if z_mode == "mean" else temperature
+        k = _sample_categorical(logits, t, generator)
+        rows = torch.arange(len(k), device=k.device)
+        mu, logvar = mu_p[rows, k], logvar_p[rows, k]
+        if t == 0:
+            return mu
+        return mu + t * (0.5 * logvar).exp() * _randn(mu.shape, mu, generator)
+
+
+class CategoricalStyle(nn.Module):
+    """Variant C, ``latent_prior="categorical"``: z = [one-hot mode code c, continuous style u].
+
+    c is one of ``n_latent_modes`` codes with a categorical posterior q(c|a,obs) and prior p(c|obs) (exact KL;
+    discrete modes as in BeT / VQ-BeT); u (``latent_dim``) is Gaussian with posterior q(u|a,obs) and prior
+    p(u|obs,c) conditioned on the code, so that u needs no second mode. Training draws c from q with the
+    straight-through estimator (the one-hot forward, softmax gradient). Any z from the prior is a code the
+    decoder was trained on: there is no between-the-modes region to sample.
+    """
+
+    def __init__(self, config: HybridActConfig):
+        super().__init__()
+        self.n_modes, self.style_dim = config.n_latent_modes, config.latent_dim
+        self.z_dim = self.n_modes + self.style_dim
+        self.posterior = PosteriorEncoder(config, self.n_modes + 2 * self.style_dim)
+        self.mode_prior = _mlp(config.denoiser_dim_model, self.n_modes)
+        self.style_prior = _mlp(config.denoiser_dim_model + self.n_modes, 2 * self.style_dim)
+
+    def _posterior(self, summary, actions, action_is_pad) -> tuple[Tensor, Tensor, Tensor]:
+        out = self.posterior(summary, actions, action_is_pad)
+        return out[:, : self.n_modes], *out[:, self.n_modes :].chunk(2, dim=-1)
+
+    def _style_prior(self, summary: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+        """p(u | obs, c) for one-hot codes ``code`` of shape (B, K) or (B, M, K)."""
+        if code.ndim == 3:
+            summary = summary.unsqueeze(1).expand(-1, code.shape[1], -1)
+        return self.style_prior(torch.cat([summary, code], dim=-1)).chunk(2, dim=-1)
+
+    def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
+        logits_q, mu_q, logvar_q = self._posterior(summary, actions, action_is_pad)
+        q = logits_q.softmax(-1)
+        log_q, log_p = logits_q.log_softmax(-1), self.mode_prior(summary).log_softmax(-1)
+        kl_code = (q * (log_q - log_p)).sum(-1, keepdim=True)
+        # E_{q(c)} KL(q(u) || p(u|obs,c)), exact: the style prior evaluated at every code.
+        eye = torch.eye(self.n_modes, device=summary.device, dtype=summary.dtype).expand(len(summary), -1, -1)
+        mu_p, logvar_p = self._style_prior(summary, eye)
+        kl_style = (q.unsqueeze(-1) * gaussian_kl(mu_q.unsqueeze(1), logvar_q.unsqueeze(1), mu_p, logvar_p)).sum(1)
+        hard = F.one_hot(torch.multinomial(q.detach(), 1)[:, 0], self.n_modes).to(q)
+        code = hard + q - q.detach()  # straight-through
+        u = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
+        return StyleOutput(torch.cat([code, u], dim=-1), torch.cat([kl_code, kl_style], dim=-1), torch.ones(1 + self.style_dim))
+
+    def posterior_mean(self, summary, actions, action_is_pad) -> Tensor:
+        logits_q, mu_q, _ = self._posterior(summary, actions, action_is_pad)
+        return torch.cat([F.one_hot(logits_q.argmax(-1), self.n_modes).to(mu_q), mu_q], dim=-1)
+
+    def infer(self, summary, z_mode, temperature, generator) -> Tensor:
+        t = 0.0 if z_mode == "mean" else temperature
+        code = F.one_hot(_sample_categorical(self.mode_prior(summary), t, generator), self.n_modes).to(summary)
+        mu, logvar = self._style_prior(summary, code)
+        if t > 0:
+            mu = mu + t * (0.5 * logvar).exp() * _randn(mu.shape, mu, generator)
+        return torch.cat([code, mu], dim=-1)
+
+    def check_z(self, z: Tensor) -> Tensor:
+        return _check_z(z, self.z_dim)
+
+
+LATENT_PRIORS = {"gaussian": GaussianPriorStyle, "mixture": MixturePriorStyle, "categorical": CategoricalStyle}
 
 
 def make_style_module(config: HybridActConfig) -> nn.Module:
@@ -524,7 +715,7 @@ def make_style_module(config: HybridActConfig) -> nn.Module:
         return NoStyle()
     if config.style_mode == "deterministic":
         return DeterministicStyle(config)
-    return ConditionalPriorStyle(config)
+    return LATENT_PRIORS[config.latent_prior](config)
 
 
 def _check_z(z: Tensor, z_dim: int) -> Tensor:
@@ -532,7 +723,10 @@ def _check_z(z: Tensor, z_dim: int) -> Tensor:
     if z.ndim == 1:
         z = z.unsqueeze(0)
     if z.ndim != 2 or z.shape[-1] != z_dim:
-        raise ValueError(f"z must have shape (latent_dim,) or (batch, latent_dim) with latent_dim={z_dim}; got {tuple(z.shape)}.")
+        raise ValueError(
+            f"z must have shape (z_dim,) or (batch, z_dim) with z_dim={z_dim} (the size of `sample_style`'s "
+            f"output); got {tuple(z.shape)}."
+        )
     if not torch.isfinite(z).all():
         raise ValueError("z contains NaN or inf.")
     return z

@@ -12,7 +12,11 @@ no arguments):
   ``frames`` is a list of dicts keyed like ``features`` (without ``"task"``, which is added here);
   ``episode_info`` is a JSON-able dict;
 - optional ``close()`` and ``default_image_size: tuple[int, int]`` (used when ``--image-size`` is not given;
-  otherwise ``image_size`` may be ``None``).
+  otherwise ``image_size`` may be ``None``);
+- optional ``routes: tuple[int, ...]``: a multimodal task's modes; ``record_episode`` then also takes
+  ``route=`` and ``--routes-per-layout K`` demonstrates every layout (seed) once with each of the first K routes
+  (same layout, same style), so that on the training set p(route | observation) is uniform and cannot be
+  memorised. A layout is kept only if all its K episodes succeed.
 
 Seeds: episode attempts use seeds ``seed, seed + 1, ...``; failed attempts are dropped and counted, and
 attempts continue until ``--episodes`` successes (at most ``--max-attempts``). Demo seeds must stay out of
@@ -128,6 +132,28 @@ def check_root(root: Path, overwrite: bool) -> None:
         root.rmdir()
 
 
+def check_routes(task, name: str, routes_per_layout: int, episodes: int) -> tuple[int, ...] | None:
+    """The routes to demonstrate per layout (None: the task's own draw, one episode per seed)."""
+    if routes_per_layout == 1:
+        return None
+    if routes_per_layout < 1:
+        raise RecordError(f"--routes-per-layout must be >= 1, got {routes_per_layout}")
+    task_routes = tuple(getattr(task, "routes", ()))
+    if not task_routes:
+        raise RecordError(
+            f"--routes-per-layout {routes_per_layout}: task {name!r} has no routes to choose from (docking has); "
+            "use --routes-per-layout 1."
+        )
+    if routes_per_layout > len(task_routes):
+        raise RecordError(f"--routes-per-layout {routes_per_layout}: task {name!r} has only {len(task_routes)} routes.")
+    if episodes % routes_per_layout:
+        raise RecordError(
+            f"--episodes ({episodes}) must be a multiple of --routes-per-layout ({routes_per_layout}): every layout "
+            f"is demonstrated once per route (e.g. --episodes {routes_per_layout * max(1, episodes // routes_per_layout)})."
+        )
+    return task_routes[:routes_per_layout]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hybrid-act-record",
@@ -156,6 +182,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="give up after this many attempts (default: episodes + max(5, episodes // 4))",
     )
+    p.add_argument(
+        "--routes-per-layout",
+        type=int,
+        default=1,
+        help="multimodal tasks (docking): demonstrate every layout once per route (2 = left and right); "
+        "--episodes counts episodes, so it must be a multiple of this",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset at --root")
     p.add_argument("--push-to-hub", action="store_true", help="push the dataset to the Hugging Face Hub")
     p.add_argument("--vcodec", default="libsvtav1", help="video codec (libsvtav1, h264, ...)")
@@ -177,6 +210,7 @@ def record(args: argparse.Namespace) -> dict:
     check_seed_range(args.seed, max_attempts)
 
     task = load_task(args.task)
+    routes = check_routes(task, args.task, args.routes_per_layout, args.episodes)
     if image_size is None:
         image_size = getattr(task, "default_image_size", None)
     try:
@@ -222,19 +256,23 @@ def record(args: argparse.Namespace) -> dict:
             if len(kept_seeds) >= args.episodes:
                 break
             attempts += 1
-            frames, success, info = task.record_episode(seed, args.noise, image_size, cameras)
-            if not success or not frames:
+            if routes is None:
+                episodes = [task.record_episode(seed, args.noise, image_size, cameras)]
+            else:
+                episodes = [task.record_episode(seed, args.noise, image_size, cameras, route=r) for r in routes]
+            if not all(success and frames for frames, success, _ in episodes):
                 failed_seeds.append(seed)
                 bar.set_postfix(failed=len(failed_seeds))
                 continue
-            for frame in frames:
-                frame = dict(frame)
-                frame.setdefault("task", task.task_description)
-                dataset.add_frame(frame)
-            dataset.save_episode()
-            kept_seeds.append(seed)
-            episodes_info.append({"episode_index": len(kept_seeds) - 1, "length": len(frames), **info})
-            bar.update(1)
+            for frames, _, info in episodes:
+                for frame in frames:
+                    frame = dict(frame)
+                    frame.setdefault("task", task.task_description)
+                    dataset.add_frame(frame)
+                dataset.save_episode()
+                kept_seeds.append(seed)
+                episodes_info.append({"episode_index": len(kept_seeds) - 1, "length": len(frames), **info})
+                bar.update(1)
             bar.set_postfix(failed=len(failed_seeds))
     finally:
         bar.close()
@@ -254,9 +292,10 @@ def record(args: argparse.Namespace) -> dict:
         "first_seed": args.seed,
         "attempts": attempts,
         "episodes": len(kept_seeds),
+        "routes_per_layout": args.routes_per_layout,
         "seeds": kept_seeds,
         "failed_seeds": failed_seeds,
-        "scripted_success_rate": len(kept_seeds) / attempts if attempts else 0.0,
+        "scripted_success_rate": len(kept_seeds) / args.routes_per_layout / attempts if attempts else 0.0,
         "seconds_per_attempt": elapsed / max(attempts, 1),
         "eval_seed_range_excluded": [EVAL_SEED_START, EVAL_SEED_END],
         "episodes_info": episodes_info,
@@ -265,7 +304,7 @@ def record(args: argparse.Namespace) -> dict:
     (root / RECORDING_INFO_FILE).write_text(json.dumps(summary, indent=2))
 
     print(
-        f"{args.task}: kept {len(kept_seeds)}/{attempts} scripted episodes "
+        f"{args.task}: kept {len(kept_seeds)} scripted episodes from {attempts} attempts "
         f"(success rate {summary['scripted_success_rate']:.1%}; failed seeds {failed_seeds}); "
         f"{summary['seconds_per_attempt']:.2f} s/episode; dataset at {root}"
     )

@@ -76,14 +76,14 @@ def z_steers_chunks(recon_weight: float) -> float:
     batch = _bimodal_batch()
     policy = make_policy("hybrid_act_c", image=False, recon_weight=recon_weight, kl_weight=0.1, kl_anneal="none")
     train_steps(policy, batch, steps=150)
-    model, target = policy.model, batch["action"]
+    target, obs = batch["action"], observation(batch)
+    z = policy.infer_style(batch)
+    hits = []
+    for j in range(4):
+        x = policy.predict_action_chunk(obs, z=z, generator=torch.Generator().manual_seed(j))
+        hits.append(((x - target).pow(2).mean((1, 2)) < (x + target).pow(2).mean((1, 2))).float().mean())
+    policy.train()
     with torch.no_grad():
-        obs = model.encode_observation(batch)
-        z = model.style.posterior(obs.summary, target, None)[0]
-        hits = []
-        for j in range(4):
-            x = model.sample(obs, z, torch.Generator().manual_seed(j))
-            hits.append(((x - target).pow(2).mean((1, 2)) < (x + target).pow(2).mean((1, 2))).float().mean())
         _, info = policy(batch)
     assert ("recon_loss" in info) == (recon_weight > 0)
     return float(torch.stack(hits).mean())
@@ -125,9 +125,8 @@ def test_a_ignores_z():
 def test_b_style_is_a_deterministic_function_of_obs():
     policy = train_steps(make_policy("hybrid_act_b"), make_batch(), steps=10)
     obs = observation(make_batch(3, seed=1))
-    enc = policy.model.encode_observation(obs)
-    z1 = policy.model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(0))
-    z2 = policy.model.style.infer(enc.summary, "sample", 1.0, torch.Generator().manual_seed(1))
+    z1 = policy.sample_style(obs, torch.Generator().manual_seed(0))
+    z2 = policy.sample_style(obs, torch.Generator().manual_seed(1))
     assert torch.equal(z1, z2)
     assert not torch.allclose(z1[0], z1[1])  # different observations, different z
     # And z matters to the denoiser once trained (FiLM starts at identity).
@@ -139,7 +138,7 @@ def test_b_style_is_a_deterministic_function_of_obs():
 
 
 def test_c_samples_differ_across_z_draws_and_repeat_for_same_seed():
-    policy = train_steps(make_policy("hybrid_act_c", kl_anneal="none"), make_batch(), steps=20)
+    policy = train_steps(make_policy("hybrid_act_c", z_mode="sample"), make_batch(), steps=20)
     obs = observation(make_batch(2, seed=1))
     s0a = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
     s0b = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
@@ -147,7 +146,7 @@ def test_c_samples_differ_across_z_draws_and_repeat_for_same_seed():
     assert torch.equal(s0a, s0b)
     assert not torch.allclose(s0a, s1)
     # Same diffusion noise, different z: the chunk changes, so z carries information.
-    za, zb = torch.zeros(4), torch.full((4,), 2.0)
+    za, zb = policy.sample_style(obs, torch.Generator().manual_seed(0)), policy.sample_style(obs, torch.Generator().manual_seed(1)) + 2.0
     ca = policy.predict_action_chunk(obs, z=za, generator=torch.Generator().manual_seed(0))
     cb = policy.predict_action_chunk(obs, z=zb, generator=torch.Generator().manual_seed(0))
     assert (ca - cb).abs().mean() > 1e-3
@@ -156,21 +155,19 @@ def test_c_samples_differ_across_z_draws_and_repeat_for_same_seed():
 def test_c_z_modes_and_explicit_style():
     policy = train_steps(make_policy("hybrid_act_c", kl_anneal="none"), make_batch(), steps=5)
     obs = observation(make_batch(2, seed=1))
-    policy.config.z_mode = "hold"
-    policy.reset()
-    enc = policy.model.encode_observation(obs)
-    z1 = policy._inference_style(enc.summary, None, None)
-    z2 = policy._inference_style(enc.summary, None, None)
-    assert torch.equal(z1, z2)
-    policy.reset()
-    assert not torch.equal(z1, policy._inference_style(enc.summary, None, None))
-    policy.config.z_mode = "mean"
-    assert torch.equal(policy._inference_style(enc.summary, None, None), policy._inference_style(enc.summary, None, None))
-    policy.set_style(torch.ones(4))
-    assert torch.equal(policy._inference_style(enc.summary, None, None), torch.ones(2, 4))
-    with pytest.raises(ValueError, match="latent_dim=4"):
-        policy.set_style(torch.ones(5))
+    g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    policy.config.z_mode = "mean"  # the prior's most likely z: the same whatever the generator
+    assert torch.equal(policy.sample_style(obs, g(0)), policy.sample_style(obs, g(1)))
+    policy.config.z_mode = "sample"
+    assert not torch.equal(policy.sample_style(obs, g(0)), policy.sample_style(obs, g(1)))
+    z_dim = policy.inference_model.style.z_dim
+    policy.set_style(torch.ones(z_dim))  # an explicit z wins over every z_mode until set_style(None)
+    a = policy.predict_action_chunk(obs, generator=g(3))
+    assert torch.equal(a, policy.predict_action_chunk(obs, z=torch.ones(2, z_dim), generator=g(3)))
+    with pytest.raises(ValueError, match=f"z_dim={z_dim}"):
+        policy.set_style(torch.ones(z_dim + 1))
     policy.set_style(None)
+    assert not torch.equal(a, policy.predict_action_chunk(obs, generator=g(3)))
 
 
 @pytest.mark.parametrize("ensemble", [None, 0.01])

@@ -19,8 +19,8 @@ Pure functions (unit-tested on hand-made arrays):
   ``boundary_ratio`` = boundary_jump / interior_step (1 = chunk boundaries are invisible).
 - ``nearest_centroid_loo_accuracy(Z, y)``: leave-one-out nearest-class-centroid accuracy of labels y
   from vectors Z (how well z predicts the route).
-- ``kl_stats(kl_per_dim)``: mean total KL (nats, summed over latent dims) and number of *active*
-  dims (batch-mean KL > 0.01 nats).
+- ``kl_stats(kl_per_dim)``: mean total KL (nats, summed over latent terms) and number of *active*
+  terms (batch-mean KL > ``ACTIVE_UNIT_KL``, the policy's own threshold).
 - ``same_route_fraction(groups)``: fraction of groups (rollouts with one held z) whose known routes all agree.
 - ``z_usage`` (hybrid_act_c): ``pairwise_diversity`` of K chunks decoded from K prior draws of z with one shared
   diffusion noise (``from_z``) vs from one z with K noises (``from_noise``): does the denoiser use z at all?
@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 
-ACTIVE_KL = 0.01
 
 
 # ------------------------------------------------------------------------------------------ pure metrics
@@ -136,6 +135,8 @@ def nearest_centroid_loo_accuracy(Z, y) -> float:
 
 def kl_stats(kl_per_dim) -> dict:
     """kl_per_dim (N, d) nats -> {kl: mean over N of the sum over dims, active_dims, per_dim}."""
+    from lerobot_hybrid_act.modeling_hybrid_act import ACTIVE_UNIT_KL as ACTIVE_KL
+
     k = np.asarray(kl_per_dim, dtype=np.float64)
     per_dim = k.mean(0)
     return {"kl": float(k.sum(1).mean()), "active_dims": int((per_dim > ACTIVE_KL).sum()),
@@ -182,7 +183,7 @@ def load_checkpoint(path, temporal_ensemble_coeff: float | None = None, **overri
     return policy, pre, post
 
 
-def _obs_batch(state, env_state):
+def obs_batch(state, env_state):
     import torch
 
     return {"observation.state": torch.as_tensor(np.asarray(state), dtype=torch.float32).reshape(1, -1),
@@ -224,7 +225,7 @@ class HeldOut:
         return np.flatnonzero(self.frame == 0)
 
 
-def _load_stats(dataset_root: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_action_stats(dataset_root: Path) -> tuple[np.ndarray, np.ndarray]:
     stats = json.loads(Path(dataset_root, "meta", "stats.json").read_text())
     mean = np.asarray(stats["action"]["mean"], dtype=np.float64)
     std = np.maximum(np.asarray(stats["action"]["std"], dtype=np.float64), 1e-6)
@@ -238,17 +239,17 @@ class ChunkSampler:
         self.policy, self.pre, self.post = policy, pre, post
         self.type = policy.config.type
 
-    def _norm(self, state, env_state) -> dict:
-        b = self.pre(_obs_batch(state, env_state))
+    def normalize(self, state, env_state) -> dict:
+        b = self.pre(obs_batch(state, env_state))
         return {k: v for k, v in b.items() if k.startswith("observation.")}
 
     def encode(self, hold: HeldOut, i: int) -> dict:
-        b = self._norm(hold.state[i], hold.env_state[i])
+        b = self.normalize(hold.state[i], hold.env_state[i])
         if self.type == "diffusion":
             import torch
 
             p = hold.prev(i)
-            bp = self._norm(hold.state[p], hold.env_state[p])
+            bp = self.normalize(hold.state[p], hold.env_state[p])
             b = {k: torch.stack([bp[k], b[k]], dim=1) for k in b}
         return b
 
@@ -265,23 +266,19 @@ class ChunkSampler:
             else:
                 c = self.policy.predict_action_chunk(batch)
             out.append(c[0])
-        return self._unnormalise(torch.stack(out))
+        return self.unnormalise(torch.stack(out))
 
     def sample_z_vs_noise(self, batch: dict, k: int, seed: int):
         """hybrid_act_c: (k chunks for k prior draws of z and one noise, k chunks for one z and k noises)."""
         import torch
 
-        model = self.policy.inference_model
         gen = lambda j: torch.Generator().manual_seed(seed * 1000 + j)  # noqa: E731
-        with torch.no_grad():
-            obs = model.encode_observation(batch)
-            zs = [model.style.infer(obs.summary, "sample", self.policy.config.prior_temperature, gen(j))
-                  for j in range(k)]
-            by_z = torch.cat([model.sample(obs, z, gen(0)) for z in zs])
-            by_noise = torch.cat([model.sample(obs, zs[0], gen(j)) for j in range(k)])
-        return self._unnormalise(by_z), self._unnormalise(by_noise)
+        zs = [self.policy.sample_style(batch, gen(j)) for j in range(k)]
+        by_z = torch.cat([self.policy.predict_action_chunk(batch, z=z, generator=gen(0)) for z in zs])
+        by_noise = torch.cat([self.policy.predict_action_chunk(batch, z=zs[0], generator=gen(j)) for j in range(k)])
+        return self.unnormalise(by_z), self.unnormalise(by_noise)
 
-    def _unnormalise(self, c):
+    def unnormalise(self, c):
         """(k, T, A) normalised chunks -> float64 array in the dataset's action units."""
         kk, T, A = c.shape
         flat = self.post(c.reshape(kk * T, A))
@@ -351,8 +348,8 @@ def latent_probe(policy, pre, hold: HeldOut, steps_chunk: int, offsets=(0, 10, 2
     """KL / active dims on held-out chunks, and how well the latent predicts the docking route.
 
     act: its CVAE posterior q(z|a, state) vs N(0, I); hybrid_act_c: q(z|a, obs) vs the learned prior
-    p(z|obs); hybrid_act_b: z = f(obs). Route prediction uses the held-out episodes' frame at each offset
-    (steps after the start): posterior means (act, C), prior means (C) or f(obs) (B).
+    p(z|obs) (``policy.style_kl``: one column per latent term); hybrid_act_b: z = f(obs). Route prediction uses the
+    held-out episodes' frame at each offset (steps after the start): posterior means (act, C) or f(obs) (B).
     """
     import torch
 
@@ -386,14 +383,9 @@ def latent_probe(policy, pre, hold: HeldOut, steps_chunk: int, offsets=(0, 10, 2
                     model.training = False
                 kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
                 return {"posterior_mean": mu, "kl": kl}
-            summary = policy.inference_model.encode_observation(nb).summary
-            style = policy.inference_model.style
             if t == "hybrid_act_b":
-                return {"f_obs": style.infer(summary, "mean", 1.0, None)}
-            mu_q, logvar_q = style.posterior(summary, nb["action"], nb["action_is_pad"])
-            mu_p, logvar_p = style.prior(summary).chunk(2, dim=-1)
-            kl = 0.5 * (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p).pow(2)) / logvar_p.exp() - 1.0)
-            return {"posterior_mean": mu_q, "prior_mean": mu_p, "kl": kl}
+                return {"f_obs": policy.sample_style(nb)}
+            return {"posterior_mean": policy.infer_style(nb), "kl": policy.style_kl(nb)}
 
     out: dict = {"type": t}
     idx_all = hold.spread_frames(256)
@@ -425,12 +417,12 @@ def latent_probe(policy, pre, hold: HeldOut, steps_chunk: int, offsets=(0, 10, 2
 
 
 # ------------------------------------------------------------------------------------- docking rollouts
-def _policy_act_fn(policy, pre, post):
+def policy_act_fn(policy, pre, post):
     import torch
 
     def act(obs):
         with torch.no_grad():
-            a = policy.select_action(pre(_obs_batch(obs["agent_pos"], obs["environment_state"])))
+            a = policy.select_action(pre(obs_batch(obs["agent_pos"], obs["environment_state"])))
             return post(a)[0].cpu().numpy()
 
     return act
@@ -444,7 +436,7 @@ def docking_rollouts(policy, pre, post, seeds, chunk_len: int | None, torch_seed
     from lerobot_hybrid_act.docking.metrics import collect_rollout, summarize_rollouts
 
     env = DockingEnv(episode_length=200, render_mode=None)
-    act = _policy_act_fn(policy, pre, post)
+    act = policy_act_fn(policy, pre, post)
     rolls = []
     for j, s in enumerate(seeds):
         policy.reset()
@@ -463,7 +455,7 @@ def aloha_rollouts(policy, pre, post, task: str, seeds, chunk_len: int | None, t
     from lerobot_hybrid_act.aloha.env import AlohaFastEnv
 
     env = AlohaFastEnv(task=task, cameras=(), render_video=False)
-    act = _policy_act_fn(policy, pre, post)
+    act = policy_act_fn(policy, pre, post)
     succ, maxr, smooth = [], [], []
     for j, s in enumerate(seeds):
         policy.reset()
@@ -496,9 +488,9 @@ def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> d
     from lerobot_hybrid_act.docking.metrics import collect_rollout, mode_stats, route_label
 
     env = DockingEnv(episode_length=200, render_mode=None)
-    act = _policy_act_fn(policy, pre, post)
+    act = policy_act_fn(policy, pre, post)
     per_start, trajs = [], []
-    control_groups, free_groups = [], []
+    control_groups, free_groups, follows = [], [], []
     t = policy.config.type
     for s in start_seeds:
         labels = []
@@ -515,13 +507,9 @@ def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> d
         free_groups.extend([labels[i : i + 2] for i in range(0, len(labels) - 1, 2)])
         if t in ("hybrid_act_b", "hybrid_act_c"):
             obs, _ = env.reset(seed=int(s))
-            b = pre(_obs_batch(obs["agent_pos"], obs["environment_state"]))
-            with torch.no_grad():
-                summary = policy.inference_model.encode_observation(b).summary
+            b = pre(obs_batch(obs["agent_pos"], obs["environment_state"]))
             for m in range(control_z):
-                g = torch.Generator().manual_seed(20_000 + m)
-                with torch.no_grad():
-                    z = policy.inference_model.style.infer(summary, "sample", 1.0, g)
+                z = policy.sample_style(b, torch.Generator().manual_seed(20_000 + m))
                 group = []
                 for rep in range(2):
                     policy.reset()
@@ -531,6 +519,8 @@ def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> d
                     group.append(route_label(ro["xy"], ro["layout"]))
                 policy.set_style(None)
                 control_groups.append(group)
+        if t == "hybrid_act_c":
+            follows.extend(follows_posterior_z(policy, pre, post, env, int(s)))
     env.close()
     out = {
         "coverage": summarize([p["coverage"] for p in per_start]),
@@ -544,6 +534,41 @@ def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> d
     if control_groups:
         out["same_route_held_z"] = same_route_fraction(control_groups)
         out["held_z_groups"] = control_groups
+    if follows:
+        out["follows_posterior_z"] = float(np.mean(follows))
+        out["follows_posterior_z_n"] = len(follows)
+    return out
+
+
+def follows_posterior_z(policy, pre, post, env, seed: int) -> list[bool]:
+    """hybrid_act_c, docking: from start ``seed``, for each route r, z = ``infer_style`` of the expert's first chunk
+    along r (same layout and start), held for a whole rollout: does the rollout take route r?"""
+    import torch
+
+    from lerobot_hybrid_act.docking.expert import ROUTE_LEFT, ROUTE_RIGHT, run_expert_episode
+    from lerobot_hybrid_act.docking.metrics import collect_rollout, route_label
+
+    act = policy_act_fn(policy, pre, post)
+    T = policy.config.chunk_size
+    out = []
+    for route in (ROUTE_LEFT, ROUTE_RIGHT):
+        demo = run_expert_episode(env, seed, route=route)
+        obs = demo["observations"][0]
+        chunk = demo["actions"][:T]
+        pad = np.zeros(T, dtype=bool)
+        if len(chunk) < T:
+            pad[len(chunk):] = True
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], T - len(chunk), axis=0)])
+        batch = pre({**obs_batch(obs["agent_pos"], obs["environment_state"]),
+                     "action": torch.as_tensor(chunk, dtype=torch.float32).unsqueeze(0)})
+        batch["action_is_pad"] = torch.as_tensor(pad).unsqueeze(0)
+        z = policy.infer_style(batch)
+        policy.reset()
+        policy.set_style(z)
+        torch.manual_seed(40_000 + seed + route)
+        ro = collect_rollout(env, act, seed=seed)
+        policy.set_style(None)
+        out.append(route_label(ro["xy"], ro["layout"]) == route)
     return out
 
 
@@ -563,7 +588,7 @@ def z_usage_of_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset
     """``z_usage`` of a hybrid_act_c checkpoint (for runs that finished before the metric existed)."""
     _set_threads()
     sampler = ChunkSampler(*load_checkpoint(ckpt))
-    return z_usage(sampler, HeldOut(heldout_root), _load_stats(dataset_root), profile.fidelity_obs,
+    return z_usage(sampler, HeldOut(heldout_root), load_action_stats(dataset_root), profile.fidelity_obs,
                    profile.k_samples, fidelity_steps(task))
 
 
@@ -576,7 +601,7 @@ def evaluate_checkpoint(ckpt: Path, task, profile, heldout_root: Path, dataset_r
     cfg = policy.config
     t = cfg.type
     hold = HeldOut(heldout_root)
-    stats = _load_stats(dataset_root)
+    stats = load_action_stats(dataset_root)
     steps = fidelity_steps(task)
     sampler = ChunkSampler(policy, pre, post)
     t0 = time.perf_counter()

@@ -25,7 +25,10 @@ HYBRID = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
 # hybrid_act_c_recon: C with the reconstruction term. With C's defaults the denoiser ignores z on docking (the full
 # profile's z-usage table); benchmarks/latent_usage.py found that recon_weight=1 with kl_weight=0.01 makes z pick
 # the route (the README's "Does C use z?"), judged on seeds disjoint from lerobot-eval's.
-VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01"))}
+# hybrid_act_c_mixture: C with the mixture-of-Gaussians prior instead of its default categorical mode code (the
+# modes_prior profile compares the two on paired docking, as benchmarks/two_mode_toy.py does on the toy).
+VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01")),
+            "hybrid_act_c_mixture": ("hybrid_act_c", ("--policy.latent_prior=mixture",))}
 
 
 def policy_type(label: str) -> str:
@@ -51,12 +54,18 @@ class Sizes:
     n_decoder_layers: int = 2
     denoiser_dim_model: int = 128
     denoiser_dim_feedforward: int = 512
-    kl_anneal_steps: int = 500
-    # LeRobot diffusion: U-Net widths (shrunk for CPU), horizon = chunk_size (must be a multiple of
-    # 2 ** len(diffusion_down_dims)), n_obs_steps = 2 (its default), DDIM with 10 steps like ours.
+    # ours: None = the policy's shipped default (the flag is not passed)
+    kl_anneal_steps: int | None = 500
+    # LeRobot diffusion: U-Net widths (shrunk for CPU), horizon (None = chunk_size; a multiple of
+    # 2 ** len(diffusion_down_dims)), executed actions (None = as many as the horizon allows, capped at
+    # n_action_steps), n_obs_steps = 2 (its default), DDIM with ``diffusion_num_inference_steps``.
     diffusion_down_dims: tuple[int, ...] = (64, 128)
     diffusion_n_obs_steps: int = 2
-    num_inference_steps: int = 10
+    diffusion_horizon: int | None = None
+    diffusion_n_action_steps: int | None = None
+    diffusion_num_inference_steps: int = 10
+    # ours: sampler steps (None = the shipped default)
+    num_inference_steps: int | None = 10
     # ours: the denoiser's target (our default since it was chosen on held-out demo fidelity; explicit here so that
     # runs trained with the earlier "epsilon" default count as other settings and are retrained)
     prediction_type: str = "sample"
@@ -78,6 +87,11 @@ class TaskSpec:
     rollout_seed: int = 2000
     eval_seed: int = 1000
     eval_batch_size: int = 10
+    # multimodal demos: every layout demonstrated once per route (hybrid-act-record --routes-per-layout); a run's
+    # ``n_demos`` then counts layouts and its dataset holds n_demos x routes_per_layout episodes
+    routes_per_layout: int = 1
+    # settings sweeps (e.g. sampler steps) are evaluated on these seeds, disjoint from ``eval_seed``'s episodes
+    sweep_seed: int = 3000
 
     @property
     def is_docking(self) -> bool:
@@ -135,6 +149,12 @@ class Profile:
     # committed style fix the chunk-to-chunk mode switching of per-chunk sampling? (C only: A has no z, B's is f(obs));
     # policy types, so C's variants get it too
     hold_eval_policies: tuple[str, ...] = ("hybrid_act_c",)
+    # C again with a fresh z ~ p(z|obs) for every chunk (--policy.z_mode=sample), next to its default held z
+    sample_eval_policies: tuple[str, ...] = ()
+    # C's sampler steps swept on ``TaskSpec.sweep_seed`` episodes (report-only: which default the data favour)
+    steps_sweep: tuple[int, ...] = ()
+    # per task: the policies trained there (default: ``policies``)
+    task_policies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     n_heldout: int = 50  # held-out demos (chunk fidelity, latent probes)
     fidelity_obs: int = 64  # held-out observations for chunk fidelity
     k_samples: int = 8  # K chunks per observation (best-of-K, mean-of-K, diversity)
@@ -169,7 +189,8 @@ class Profile:
                     main = self.main_n_demos[t.name]
                     ns = [main] if main_pass else sorted(set(self.extra_n_demos.get(t.name, ())) - {main})
                     for n in ns:
-                        for p in self.policies + (self.variant_policies.get(t.name, ()) if main_pass else ()):
+                        policies = self.task_policies.get(t.name, self.policies)
+                        for p in policies + (self.variant_policies.get(t.name, ()) if main_pass else ()):
                             if not main_pass and p not in self.sample_efficiency_policies:
                                 continue
                             out.append({"task": t.name, "policy": p, "n_demos": n, "seed": seed,
@@ -220,6 +241,46 @@ FULL = Profile(
     route_starts=5, route_rollouts=20, control_z=10,
 )
 
+# Issue 24: docking with every layout demonstrated once per route, so that p(route | observation) is 50/50 on the
+# training set and no policy can memorise a layout's route; every policy at its shipped defaults except what all share
+# (widths, lr, batch, steps). LeRobot diffusion at its own recommended chunking (horizon 16, 8 executed actions,
+# 2 observation steps; U-Net widths shrunk for CPU; DDIM 10 steps as in the full profile, for CPU evaluation cost).
+DOCKING_MODES = replace(
+    DOCKING, routes_per_layout=2,
+    sizes=replace(DOCKING_SIZES, kl_anneal_steps=None, num_inference_steps=None, diffusion_horizon=16,
+                  diffusion_n_action_steps=8),
+)
+MODES = Profile(
+    name="modes",
+    description=(
+        "MODES profile: docking with paired routes (every layout demonstrated left and right; 50 layouts, plus 10 "
+        "and 25 for sample efficiency), 5000 steps, every policy at its shipped defaults, 3 training seeds, 50 eval "
+        "episodes per checkpoint; hybrid_act_c at its new defaults on ALOHA insertion (10000 steps, 3 seeds)"
+    ),
+    tasks=(DOCKING_MODES, ALOHA_INS), policies=POLICIES,
+    task_policies={"aloha_insertion": ("hybrid_act_c",)},
+    steps={"docking": 5000, "aloha_insertion": 10000},
+    main_n_demos={"docking": 50, "aloha_insertion": 50},
+    extra_n_demos={"docking": (10, 25)},
+    seeds=(1, 2, 3), eval_episodes=50, n_heldout=25, fidelity_obs=128, k_samples=8, smooth_episodes=10,
+    route_starts=5, route_rollouts=20, control_z=10,
+    hold_eval_policies=(), sample_eval_policies=("hybrid_act_c",), steps_sweep=(1, 2, 4, 8),
+)
+
+# The design choice behind C's defaults, made before MODES trains C and on episodes MODES never evaluates (3000+):
+# categorical mode code vs mixture prior, and the sampler steps (1, 2, 4, 8), on paired docking, one training seed.
+MODES_PRIOR = replace(
+    MODES, name="modes_prior",
+    description=(
+        "MODES_PRIOR profile: hybrid_act_c with its categorical mode code vs a mixture-of-Gaussians prior on paired "
+        "docking (50 layouts x 2 routes, 5000 steps, 1 seed), evaluated on episodes 3000+ (disjoint from MODES' "
+        "1000+), with the sampler-steps sweep: the choice of C's defaults"
+    ),
+    tasks=(replace(DOCKING_MODES, eval_seed=3000),), policies=("hybrid_act_c",), task_policies={},
+    variant_policies={"docking": ("hybrid_act_c_mixture",)},
+    steps={"docking": 5000}, main_n_demos={"docking": 50}, extra_n_demos={}, seeds=(1,),
+)
+
 # Images (top camera 480x640, ImageNet ResNet18 backbone for every policy), LeRobot act's default sizes.
 # Configured and documented; not run on the CPU machine.
 _GPU_SIZES = replace(
@@ -247,7 +308,7 @@ GPU = Profile(
     timeout_s=24 * 3600,
 )
 
-PROFILES = {p.name: p for p in (SMOKE, QUICK, FULL, GPU)}
+PROFILES = {p.name: p for p in (SMOKE, QUICK, FULL, MODES, MODES_PRIOR, GPU)}
 
 
 def get_profile(name: str) -> Profile:

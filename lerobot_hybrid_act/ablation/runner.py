@@ -57,13 +57,16 @@ def _run(cmd: list[str], log: Path, timeout: int) -> float:
 
 
 def record_dataset(task: TaskSpec, n: int, seed: int, root: Path, log: Path) -> Path:
+    """``n`` layouts of demos (``n`` x ``task.routes_per_layout`` episodes) from seed ``seed`` on, recorded once."""
     if (root / "meta" / "info.json").is_file():
         return root
-    cmd = [str(BIN / "hybrid-act-record"), "--task", task.record_task, "--episodes", str(n),
+    cmd = [str(BIN / "hybrid-act-record"), "--task", task.record_task, "--episodes", str(n * task.routes_per_layout),
            "--repo-id", f"local/ablation_{root.name}", "--root", str(root), "--noise", str(task.noise),
            "--seed", str(seed), "--cameras", *(task.cameras or ("none",))]
     if task.image_size:
         cmd += ["--image-size", task.image_size]
+    if task.routes_per_layout != 1:
+        cmd += ["--routes-per-layout", str(task.routes_per_layout)]
     _run(cmd, log, timeout=3600)
     return root
 
@@ -102,14 +105,14 @@ def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[s
     if not cameras:
         common.append("--policy.pretrained_backbone_weights=null")
     if policy == "diffusion":
-        n_obs = s.diffusion_n_obs_steps
-        n_act = min(s.n_action_steps, s.chunk_size - n_obs + 1)
+        n_obs, horizon = s.diffusion_n_obs_steps, s.diffusion_horizon or s.chunk_size
+        n_act = s.diffusion_n_action_steps or min(s.n_action_steps, horizon - n_obs + 1)
         return [
             "--policy.type=diffusion", *common, env_state_normalization("diffusion"),
-            f"--policy.horizon={s.chunk_size}", f"--policy.n_obs_steps={n_obs}", f"--policy.n_action_steps={n_act}",
-            f"--policy.drop_n_last_frames={s.chunk_size - n_act - n_obs + 1}",
+            f"--policy.horizon={horizon}", f"--policy.n_obs_steps={n_obs}", f"--policy.n_action_steps={n_act}",
+            f"--policy.drop_n_last_frames={horizon - n_act - n_obs + 1}",
             f"--policy.down_dims=[{','.join(str(d) for d in s.diffusion_down_dims)}]",
-            "--policy.noise_scheduler_type=DDIM", f"--policy.num_inference_steps={s.num_inference_steps}",
+            "--policy.noise_scheduler_type=DDIM", f"--policy.num_inference_steps={s.diffusion_num_inference_steps}",
             f"--policy.optimizer_lr={s.lr}",
         ]
     shared = [
@@ -122,12 +125,13 @@ def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[s
     if policy == "act":
         return ["--policy.type=act", *common, env_state_normalization("act"), *shared]
     if policy in HYBRID:
+        own_defaults = [f"--policy.{k}={v}" for k, v in (("kl_anneal_steps", s.kl_anneal_steps),
+                                                         ("num_inference_steps", s.num_inference_steps)) if v is not None]
         return [
             f"--policy.type={policy}", *common, *shared,
             f"--policy.n_decoder_layers={s.n_decoder_layers}", f"--policy.denoiser_dim_model={s.denoiser_dim_model}",
             f"--policy.denoiser_dim_feedforward={s.denoiser_dim_feedforward}", "--policy.dropout=0.0",
-            f"--policy.kl_anneal_steps={s.kl_anneal_steps}", f"--policy.num_inference_steps={s.num_inference_steps}",
-            f"--policy.prediction_type={s.prediction_type}", *variant_flags,
+            *own_defaults, f"--policy.prediction_type={s.prediction_type}", *variant_flags,
         ]
     raise ValueError(f"unknown policy {policy!r}")
 
@@ -146,20 +150,36 @@ def train_cmd(run: dict, task: TaskSpec, data: Path, out: Path, profile: Profile
 
 
 def eval_variants(profile: Profile, policy: str) -> list[tuple[str, str, list[str]]]:
-    """(result key, eval dir suffix, extra lerobot-eval flags) of every evaluation a run of ``policy`` gets."""
+    """(result key, eval dir suffix, extra lerobot-eval flags) of every evaluation a run of ``policy`` gets.
+
+    ``eval_steps<k>`` (the sampler-steps sweep) runs on the task's ``sweep_seed`` episodes, not the headline ones."""
     out, policy = [("eval", "", [])], policy_type(policy)
     if profile.ensemble_eval and policy != "diffusion":
         out.append(("eval_ensemble", "_ens", [f"--policy.temporal_ensemble_coeff={profile.ensemble_coeff}",
                                               "--policy.n_action_steps=1"]))
     if policy in profile.hold_eval_policies:
         out.append(("eval_hold", "_hold", ["--policy.z_mode=hold"]))
+    if policy in profile.sample_eval_policies:
+        out.append(("eval_sample_z", "_samplez", ["--policy.z_mode=sample"]))
+    if policy == "hybrid_act_c":
+        out += [(f"eval_steps{k}", f"_steps{k}", [f"--policy.num_inference_steps={k}", SWEEP_SEED_FLAG])
+                for k in profile.steps_sweep]
     return out
+
+
+SWEEP_SEED_FLAG = "--seed=sweep"  # placeholder in ``eval_variants``: ``eval_cmd`` puts the task's sweep seed there
+
+
+def eval_seed(task: TaskSpec, extra) -> int:
+    """The first episode seed of an evaluation: the task's sweep seed for a sweep, else its headline eval seed."""
+    return task.sweep_seed if SWEEP_SEED_FLAG in extra else task.eval_seed
 
 
 def eval_cmd(ckpt: Path, task: TaskSpec, n_episodes: int, out: Path, extra: list[str] = ()) -> list[str]:
     return [str(BIN / "lerobot-eval"), f"--policy.path={ckpt}", "--policy.device=cpu", *task.env_args,
             f"--eval.n_episodes={n_episodes}", f"--eval.batch_size={min(task.eval_batch_size, n_episodes)}",
-            "--eval.use_async_envs=false", f"--seed={task.eval_seed}", f"--output_dir={out}", *extra]
+            "--eval.use_async_envs=false", f"--seed={eval_seed(task, extra)}", f"--output_dir={out}",
+            *(a for a in extra if a != SWEEP_SEED_FLAG)]
 
 
 def run_evals(profile: Profile, run: dict, task: TaskSpec, ckpt: Path, work: Path, logs: Path, log,
@@ -171,7 +191,7 @@ def run_evals(profile: Profile, run: dict, task: TaskSpec, ckpt: Path, work: Pat
             continue
         evals[key] = _eval_once(profile, task, ckpt, work / "eval" / (run["name"] + suffix), extra,
                                 logs / f"{run['name']}.{key}.log")
-        evals[key]["flags"] = extra
+        evals[key]["flags"] = [a for a in extra if a != SWEEP_SEED_FLAG]
         if key == "eval_ensemble":
             evals[key]["temporal_ensemble_coeff"] = profile.ensemble_coeff
         log(f"  {key}: {evals[key]['successes']}/{evals[key]['n']}")
@@ -183,7 +203,7 @@ def _eval_once(profile: Profile, task: TaskSpec, ckpt: Path | None, edir: Path, 
     if not (edir / "eval_info.json").is_file():
         shutil.rmtree(edir, ignore_errors=True)
         _run(eval_cmd(ckpt, task, profile.eval_episodes, edir, extra), log, profile.timeout_s)
-    return parse_eval(edir / "eval_info.json", task.eval_seed)
+    return parse_eval(edir / "eval_info.json", eval_seed(task, extra))
 
 
 def backfill(profile: Profile, run: dict, res_path: Path, work: Path, logs: Path, log) -> bool:
@@ -212,7 +232,7 @@ def backfill(profile: Profile, run: dict, res_path: Path, work: Path, logs: Path
         log("  adding metrics.latent.z_usage")
         latent["z_usage"] = z_usage_of_checkpoint(ckpt, task, profile, Path(r["heldout"]), Path(r["dataset"]))
     tmp = res_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(r, indent=1, default=_json_default))
+    tmp.write_text(json.dumps(r, indent=1, default=json_default))
     tmp.replace(res_path)
     return True
 
@@ -411,7 +431,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     tmp = res_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=_json_default))
+    tmp.write_text(json.dumps(result, indent=1, default=json_default))
     tmp.replace(res_path)
     log(f"  -> {res_path} ({result['run_wall_s']:.0f}s)")
     return res_path
@@ -543,7 +563,7 @@ def _get_n(r: dict):
     return (r.get("eval") or {}).get("n")
 
 
-def _json_default(o):
+def json_default(o):
     import numpy as np
 
     if isinstance(o, np.generic):

@@ -34,6 +34,7 @@ __all__ = [
     "mode_coverage",
     "mode_entropy",
     "enters_obstacle_region",
+    "route_switches",
     "obstacle_clearance",
     "passing_clearance",
     "style_from_trajectory",
@@ -171,6 +172,26 @@ def enters_obstacle_region(
     return bool(np.any(inside & core))
 
 
+def route_switches(xy, layout: DockingLayout, commit_fraction: float = 0.5) -> int:
+    """How often the trajectory changes sides of the start->port axis before it is past the obstacle.
+
+    A side counts as taken once the lateral offset exceeds ``commit_fraction`` x the obstacle radius (hysteresis:
+    wobbling around the axis near the start is no switch); every later crossing to a committed other side, while
+    the vehicle has not yet passed the obstacle's far edge, is one switch. 0 for a committed route.
+    """
+    along, lateral = axis_frame(xy, layout)
+    threshold = commit_fraction * layout.obstacle_radius
+    side, switches = 0, 0
+    for a, lat in zip(along, lateral, strict=True):
+        if a > layout.obstacle_radius:
+            break
+        if abs(lat) > threshold:
+            new = 1 if lat > 0 else -1
+            switches += int(side != 0 and new != side)
+            side = new
+    return switches
+
+
 def passing_clearance(xy, layout: DockingLayout) -> float:
     """Lateral clearance from the obstacle surface when abreast of its centre (``nan`` if never abreast)."""
     along, lateral = axis_frame(xy, layout)
@@ -284,7 +305,8 @@ def summarize_rollouts(rollouts: Sequence[dict], fps: int = DockingParams.fps) -
     """Aggregate rollouts (dicts with ``xy``, ``layout``, ``success``, ``collision``, ``steps``).
 
     Returns success / collision rates, mean time to dock (s, over successes), mode stats of the route
-    labels, the mode-averaging rate (``enters_obstacle_region``) and the mean/std of the style estimate.
+    labels, the mode-averaging rate (``enters_obstacle_region``), the share of rollouts that switch routes before
+    passing the obstacle (``route_switches``) and the mean/std of the style estimate.
     Rollouts from one start state give the per-start coverage/entropy the ablation asks for.
     """
     if len(rollouts) == 0:
@@ -294,6 +316,7 @@ def summarize_rollouts(rollouts: Sequence[dict], fps: int = DockingParams.fps) -
     steps = np.array([int(r["steps"]) for r in rollouts])
     labels = [route_label(r["xy"], r["layout"]) for r in rollouts]
     avg = np.array([enters_obstacle_region(r["xy"], r["layout"]) for r in rollouts])
+    switches = np.array([route_switches(r["xy"], r["layout"]) for r in rollouts])
     styles = np.array([style_from_trajectory(r["xy"], r["layout"]) for r in rollouts])
     ok = np.isfinite(styles)
     return {
@@ -302,6 +325,7 @@ def summarize_rollouts(rollouts: Sequence[dict], fps: int = DockingParams.fps) -
         "collision_rate": float(coll.mean()),
         "time_to_dock_s": float(steps[succ].mean() / fps) if succ.any() else float("nan"),
         "mode_averaging_rate": float(avg.mean()),
+        "route_switch_rate": float((switches > 0).mean()),
         "routes": mode_stats(labels),
         "route_labels": labels,
         "style_mean": float(styles[ok].mean()) if ok.any() else float("nan"),

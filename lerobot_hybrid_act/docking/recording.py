@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .env import ACTION_NAMES, ENV_STATE_NAMES, STATE_NAMES, TASK_DESCRIPTION, DockingEnv, DockingParams
-from .expert import ROUTE_NAMES, run_expert_episode
+from .expert import ROUTE_LEFT, ROUTE_NAMES, ROUTE_RIGHT, run_expert_episode
 
 CAMERAS = ("top",)
 ROUTE_KEY = "episode.route"
@@ -54,6 +54,7 @@ class DockingRecorder:
     fps: int = DockingParams.fps
     task_description: str = TASK_DESCRIPTION
     episode_length: int = 200
+    routes: tuple[int, ...] = (ROUTE_LEFT, ROUTE_RIGHT)  # ``hybrid-act-record --routes-per-layout 2``
 
     def __init__(self, episode_length: int = 200):
         self.episode_length = episode_length
@@ -96,11 +97,13 @@ class DockingRecorder:
         return self._env
 
     def record_episode(
-        self, seed: int, noise: float, image_size=None, cameras: Sequence[str] | None = None
+        self, seed: int, noise: float, image_size=None, cameras: Sequence[str] | None = None, route: int | None = None
     ) -> tuple[list[dict], bool, dict]:
+        """One demo of layout ``seed``; ``route`` forces the route (default: the seed's own 50/50 draw). The
+        style and the action noise come from the seed either way, so the two routes of a layout share them."""
         cams = _norm_cameras(cameras)
         env = self._get_env(image_size, cams)
-        ep = run_expert_episode(env, int(seed), noise=float(noise))
+        ep = run_expert_episode(env, int(seed), noise=float(noise), route=route)
         route = np.array([ep["route"]], dtype=np.int64)
         style = np.array([ep["style"]], dtype=np.float32)
         frames = []

@@ -1,0 +1,111 @@
+"""hybrid_act_c's style latent: z carries and controls the mode, the prior samples every mode and nothing between
+(the two-mode toy of benchmarks/two_mode_toy.py at C's defaults), and the public latent API with its errors."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CHUNK, make_batch, make_policy, observation, train_steps
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import two_mode_toy  # noqa: E402
+
+
+@pytest.mark.slow
+def test_two_mode_toy_at_c_defaults():
+    """One observation distribution, two equally likely chunks the observation cannot tell apart (issue 24's
+    thresholds): the prior samples both modes and almost nothing between them, a held z keeps one mode, and
+    the posterior z of a mode's chunk decodes to that mode."""
+    policy = two_mode_toy.make_toy_policy(seed=0)
+    two_mode_toy.train(policy, two_mode_toy.paired_dataset(128, seed=0), steps=1500)
+    r = two_mode_toy.evaluate(policy)
+    assert r["prior_minority"] >= 0.30, r
+    assert r["prior_between"] <= 0.05, r
+    assert r["held_z_agreement"] >= 0.90, r
+    assert r["posterior_hit"] >= 0.90, r
+
+
+def test_toy_labels_modes_and_between():
+    obs = torch.randn(5, two_mode_toy.OBS_DIM)
+    tmpl = two_mode_toy.templates(obs)
+    assert two_mode_toy.label(tmpl[:, 0], tmpl).tolist() == [0] * 5
+    assert two_mode_toy.label(tmpl[:, 1], tmpl).tolist() == [1] * 5
+    assert two_mode_toy.label(tmpl.mean(1), tmpl).tolist() == [2] * 5  # the average of the modes is neither
+
+
+@pytest.mark.parametrize("variant", ["hybrid_act_b", "hybrid_act_c"])
+def test_latent_api_shapes_and_round_trip(variant):
+    policy = train_steps(make_policy(variant, image=False), make_batch(image=False), steps=5)
+    batch = make_batch(3, image=False, seed=1)
+    obs = observation(batch)
+    z = policy.sample_style(obs, generator=torch.Generator().manual_seed(0))
+    z_post = policy.infer_style(batch)
+    assert z.shape == z_post.shape == (3, policy.inference_model.style.z_dim)
+    g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
+    chunk = policy.predict_action_chunk(obs, z=z, generator=g())
+    assert chunk.shape == (3, CHUNK, 2)
+    assert torch.equal(chunk, policy.predict_action_chunk(obs, z=z, generator=g()))
+    if variant == "hybrid_act_b":  # z = f(obs): sampling, inferring and the default all agree
+        assert torch.equal(z, z_post)
+        assert torch.equal(chunk, policy.predict_action_chunk(obs, generator=g()))
+
+
+def test_c_prior_draws_differ_and_repeat_with_the_generator():
+    policy = train_steps(make_policy("hybrid_act_c", image=False), make_batch(image=False), steps=5)
+    obs = observation(make_batch(16, image=False, seed=1))
+    z0 = policy.sample_style(obs, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(z0, policy.sample_style(obs, generator=torch.Generator().manual_seed(0)))
+    assert not torch.equal(z0, policy.sample_style(obs, generator=torch.Generator().manual_seed(1)))
+    # categorical prior: z starts with a one-hot mode code
+    code = z0[:, : policy.config.n_latent_modes]
+    assert torch.equal(code.sum(-1), torch.ones(16)) and set(code.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_c_holds_z_for_the_episode_by_default():
+    policy = train_steps(make_policy("hybrid_act_c", image=False), make_batch(image=False), steps=5)
+    assert policy.config.z_mode == "hold"
+    obs = observation(make_batch(2, image=False, seed=1))
+    g = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    policy.reset()
+    policy.predict_action_chunk(obs, generator=g(0))  # draws and holds z from seed 0
+    held = policy.predict_action_chunk(obs, generator=g(1))  # z from seed 0, noise from seed 1
+    policy.reset()
+    fresh = policy.predict_action_chunk(obs, generator=g(1))  # z and noise from seed 1
+    assert not torch.equal(held, fresh)
+    policy.reset()
+    policy.predict_action_chunk(obs, generator=g(0))
+    assert torch.equal(held, policy.predict_action_chunk(obs, generator=g(1)))
+
+
+def test_latent_api_bad_input_errors():
+    c = make_policy("hybrid_act_c", image=False)
+    obs = observation(make_batch(2, image=False))
+    z_dim = c.inference_model.style.z_dim
+    with pytest.raises(KeyError, match="needs the demonstrated chunk.*action"):
+        c.infer_style(obs)
+    with pytest.raises(ValueError, match=rf"z_dim={z_dim}"):
+        c.predict_action_chunk(obs, z=torch.zeros(z_dim + 1))
+    with pytest.raises(ValueError, match=rf"z_dim={z_dim}"):
+        c.set_style(torch.zeros(2, 3, z_dim))
+    with pytest.raises(ValueError, match="batch size 3"):
+        c.predict_action_chunk(obs, z=torch.zeros(3, z_dim))
+    bad = make_batch(2, image=False)
+    bad["action"] = bad["action"][:, :3]
+    with pytest.raises(ValueError, match="chunk_size, action_dim"):
+        c.infer_style(bad)
+    a = make_policy("hybrid_act_a", image=False)
+    with pytest.raises(ValueError, match="has no style latent.*hybrid_act_c"):
+        a.sample_style(obs)
+    with pytest.raises(ValueError, match="style_kl is for hybrid_act_c"):
+        make_policy("hybrid_act_b", image=False).style_kl(make_batch(2, image=False))
+
+
+def test_style_kl_has_one_term_per_latent_term():
+    batch = make_batch(4, image=False)
+    for prior, n_terms in (("categorical", 1 + 4), ("gaussian", 4), ("mixture", 1)):
+        policy = make_policy("hybrid_act_c", image=False, latent_prior=prior)
+        kl = policy.style_kl(batch)
+        assert kl.shape == (4, n_terms) and torch.isfinite(kl).all(), prior
+        if prior != "mixture":  # exact KLs are >= 0; the mixture's one-sample estimate need not be
+            assert (kl >= -1e-5).all(), prior
