@@ -42,18 +42,18 @@ TINY = dict(
 )  # fmt: skip
 # Alternatives measured next to the defaults (label -> config overrides).
 ALTERNATIVES = {
-    "defaults": {},
-    "gaussian prior": {"latent_prior": "gaussian"},
-    "gaussian prior, kl 0.01": {"latent_prior": "gaussian", "kl_weight": 0.01},
-    "mixture prior": {"latent_prior": "mixture"},
-    "mixture prior, kl 0.1": {"latent_prior": "mixture", "kl_weight": 0.1},
-    "categorical, kl 0.1": {"latent_prior": "categorical", "kl_weight": 0.1},
-    "categorical, kl 0.01": {"latent_prior": "categorical", "kl_weight": 0.01},
-    "mixture prior, kl 0.01": {"latent_prior": "mixture", "kl_weight": 0.01},
-    "categorical, kl 0.1, no annealing": {"latent_prior": "categorical", "kl_weight": 0.1, "kl_anneal": "none"},
-    "mixture prior, kl 0.1, no annealing": {"latent_prior": "mixture", "kl_weight": 0.1, "kl_anneal": "none"},
-    "categorical, no recon": {"latent_prior": "categorical", "recon_weight": 0.0},
-    "gaussian, no recon, leading (old)": {"latent_prior": "gaussian", "recon_weight": 0.0, "timestep_spacing": "leading"},
+    "defaults (categorical code, kl 0.1)": {},
+    "mixture prior, kl 0.1": {"latent_prior": "mixture"},
+    "gaussian prior, kl 0.1": {"latent_prior": "gaussian"},
+    "categorical code, kl 1": {"kl_weight": 1.0},
+    "mixture prior, kl 1": {"latent_prior": "mixture", "kl_weight": 1.0},
+    "gaussian prior, kl 1": {"latent_prior": "gaussian", "kl_weight": 1.0},
+    "categorical code, no reconstruction term": {"recon_weight": 0.0},
+    "categorical code, kl 0.1 annealed over 2000 steps": {"kl_anneal": "linear", "kl_anneal_steps": 2000},
+    "old C defaults (gaussian, kl 1 annealed, no recon, leading)": {
+        "latent_prior": "gaussian", "kl_weight": 1.0, "kl_anneal": "linear", "kl_anneal_steps": 2000,
+        "recon_weight": 0.0, "timestep_spacing": "leading",
+    },
 }
 
 

@@ -6,7 +6,8 @@ file), which selects how the chunk-level style latent z is produced:
 - ``hybrid_act_a`` (``style_mode = "none"``): no z; diffusion conditioned on the observation only.
 - ``hybrid_act_b`` (``style_mode = "deterministic"``): z = f(obs), learned jointly with the denoiser.
 - ``hybrid_act_c`` (``style_mode = "cvae"``): posterior q(z|a, obs) at training, learned conditional
-  prior p(z|obs) at inference; loss = diffusion MSE + beta * KL(q || p) with annealing and free bits.
+  prior p(z|obs) at inference; loss = diffusion MSE + reconstruction + beta * KL(q || p) with free bits. Its
+  defaults differ in two fields only (``recon_weight``, ``z_mode``), declared on ``HybridActCConfig``.
 
 Field names follow LeRobot's ``ACTConfig`` where they mean the same thing (``chunk_size``,
 ``n_action_steps``, ``temporal_ensemble_coeff``, ``vision_backbone``, ``dim_model``, ``n_heads``,
@@ -31,57 +32,105 @@ LATENT_PRIORS = ("categorical", "mixture", "gaussian")
 
 @dataclass
 class HybridActConfig(PreTrainedConfig):
-    """Shared configuration of ``hybrid_act_a`` / ``hybrid_act_b`` / ``hybrid_act_c``.
+    """Shared configuration of ``hybrid_act_a`` / ``hybrid_act_b`` / ``hybrid_act_c``; each field is documented here.
 
-    Inputs: at least one ``observation.images.*`` camera and/or ``observation.environment_state``
-    (as for ACT, the robot state alone does not show the task); ``observation.state`` is optional.
-    Output: ``action``.
+    Inputs: at least one ``observation.images.*`` camera and/or ``observation.environment_state`` (as for ACT, the
+    robot state alone does not show the task); ``observation.state`` is optional. Output: ``action``.
 
-    Architecture (one shared core, see ``modeling_hybrid_act.py``):
-        observation encoder: ResNet feature tokens + state tokens through a transformer encoder
-            (``dim_model``, ``n_heads``, ``dim_feedforward``, ``n_encoder_layers``), run ONCE per chunk;
-        style module: none / z = f(obs) / q(z|a,obs) + p(z|obs) (``latent_dim``, ``n_vae_encoder_layers``);
-        denoiser: a transformer over the chunk's positions (``denoiser_dim_model``,
-            ``denoiser_dim_feedforward``, ``n_decoder_layers``) that cross-attends to the cached
-            observation tokens and is FiLM-modulated by [timestep embedding, z].
+    Architecture (one shared core, see ``modeling_hybrid_act.py``): an observation encoder (ACT's) runs once per
+    chunk; a style module gives z (none / f(obs) / q(z|a,obs) and p(z|obs)); a small transformer denoiser over the
+    chunk's positions cross-attends to the cached observation tokens and is FiLM-modulated by [emb(t), z].
 
-    Diffusion: DDPM forward process for training (``num_train_timesteps``), ``noise_scheduler_type``
-    (DDIM by default) with ``num_inference_steps`` for sampling, both from diffusers.
+    Input / output structure:
+        n_obs_steps: observation frames per chunk; 1 (history is not supported).
+        chunk_size: actions per predicted chunk (ACT's).
+        n_action_steps: actions executed from each chunk before the next is sampled (<= chunk_size; 1 with temporal
+            ensembling, which needs a new chunk every step).
+        normalization_mapping: per feature type. Actions are MIN_MAX to [-1, 1] because diffusion assumes targets
+            there (sample clipping, unit-variance noise), as LeRobot's diffusion policy does; the rest MEAN_STD.
 
-    KL (``hybrid_act_c`` only): ``loss = mse + beta(step) * KL``, ``beta(step) = kl_weight * ramp(step)``
-    where ``ramp`` is 1 (``none``), a linear warm-up over ``kl_anneal_steps`` (``linear``) or a sawtooth of
-    period ``kl_anneal_steps`` whose first half ramps 0 -> 1 (``cyclic``). ``kl_free_bits`` is a floor in
-    nats per latent dimension below which that dimension's KL is not penalised (against posterior collapse).
+    Observation encoder (ACT's; same names and meaning as ``ACTConfig``):
+        vision_backbone, pretrained_backbone_weights, replace_final_stride_with_dilation: a torchvision ResNet and
+            its weights; set ``pretrained_backbone_weights=None`` where ImageNet weights cannot be downloaded.
+        pre_norm, dim_model, n_heads, dim_feedforward, feedforward_activation, n_encoder_layers, dropout: the
+            transformer encoder over [summary token, state tokens, camera feature pixels].
 
-    Inference style control (``hybrid_act_b`` / ``hybrid_act_c``):
-        z_mode: "sample" draws z ~ p(z|obs) for every chunk; "hold" draws once per episode (kept until
-            ``reset()``); "mean" uses the prior's mean (B is always deterministic).
-        prior_temperature: scales the prior's standard deviation when sampling (0 == prior mean).
-        An explicit z can be passed with ``policy.set_style(z)`` or ``predict_action_chunk(batch, z=z)``.
+    Denoiser (ACT's decoder, now iterated):
+        denoiser_dim_model, denoiser_dim_feedforward, n_decoder_layers: narrower than the encoder because it runs
+            ``num_inference_steps`` times per chunk while the encoder runs once. At (128, 512, 2) a chunk costs about
+            what ACT's does on CPU; (256, 1024, 4) fits better per training step but costs ~6x per denoising step
+            (``benchmarks/speed.py``).
+
+    Style latent (B and C):
+        latent_dim: size of B's z = f(obs); for C, of the continuous style part u of z.
+        n_vae_encoder_layers: C's posterior encoder (ACT's VAE encoder over [cls, obs summary, a_1..a_k]).
+        latent_prior: C's latent and prior. ``"categorical"`` (default): z = [one-hot mode code c of
+            ``n_latent_modes``, continuous style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and
+            straight-through sampling (discrete modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c).
+            ``"mixture"``: Gaussian posterior, prior a mixture of ``n_latent_modes`` Gaussians (one-sample KL).
+            ``"gaussian"``: one diagonal Gaussian prior (the design before issue 24). A single Gaussian over two
+            posterior clusters puts prior mass between them: on the two-mode toy (``benchmarks/two_mode_toy.py``)
+            its draws decode between the modes or switch mode under one held z; the code and the mixture do not.
+            The code is the default: a prior draw is always one of the codes the decoder was trained on and its KL
+            is exact; the ``modes_prior`` ablation profile compares code and mixture on paired-route docking.
+        n_latent_modes: codes (categorical) or mixture components: more than the modes a task is expected to have
+            (unused codes get no prior mass).
+
+    Diffusion (diffusers' schedulers):
+        num_train_timesteps, beta_schedule, beta_start, beta_end: DDPM forward process for training.
+        noise_scheduler_type, num_inference_steps: the sampler (DDIM by default) and its steps.
+        timestep_spacing: which training timesteps a few-step sampler visits. ``"trailing"`` starts at t = T-1,
+            where the chunk is pure noise, as inference's starting sample is; diffusers' ``"leading"`` starts a
+            4-step DDIM at t = 75 of 100 (sqrt(alpha_bar) ~ 0.37), so the first denoising step saw a partly clean
+            chunk in training and pure noise at inference (Lin et al., arXiv 2305.08891).
+        prediction_type: the denoiser predicts the clean chunk (``"sample"``, x0), not the noise: on scripted ALOHA
+            demos it gave far lower held-out chunk MSE at equal training (``benchmarks/prediction_type.py``); with
+            few DDIM steps, x0 recovered from a predicted epsilon amplifies its error at high noise levels.
+        clip_sample, clip_sample_range: clip the predicted x0 to the normalised action range.
+        recon_weight: weight of an ACT-style reconstruction term: an x0 loss on the denoiser's output from pure noise
+            at the sampler's first timestep, exactly where inference starts. Only obs and z can tell that chunk, so
+            C's posterior z must carry what the observation leaves open (which mode). 1.0 for C (without it, on the
+            toy a mode's posterior z reproduces that mode 81% of the time instead of 100%), 0 for A and B (no
+            posterior: the term would pull their first step towards the mean of the modes).
+
+    KL (C only): ``loss = diffusion MSE + recon_weight * recon + beta(step) * sum_terms max(KL_term, floor)``.
+        kl_weight: beta's final value. 0.1 for C: at 1.0 the KL keeps q(c|a,obs) soft, training decodes wrong codes
+            and the decoder learns to distrust z (toy: a held z keeps its mode 78% of the time at 1.0, 99-100% at
+            0.1); it must stay > 0, or the prior p(z|obs) is never trained.
+        kl_anneal, kl_anneal_steps: beta(step) = kl_weight * ramp(step), ramp 1 (``"none"``, the default: at
+            kl_weight 0.1 the toy needs no warm-up, and no schedule then has to match the run's length), a linear
+            warm-up over ``kl_anneal_steps`` (``"linear"``) or a sawtooth of that period (``"cyclic"``).
+        kl_free_bits: nats per latent dimension (the code counts as one) below which a KL term is not penalised.
+
+    Inference:
+        temporal_ensemble_coeff: ACT's temporal ensembling (LeRobot's ``ACTTemporalEnsembler``) when set.
+        z_mode: ``"hold"`` (C's default) draws z ~ p(z|obs) at the episode's first chunk and keeps it until
+            ``reset()``, so every chunk follows one mode and temporal ensembling averages chunks of one mode;
+            ``"sample"`` draws a fresh z for every chunk; ``"mean"`` uses the prior's most likely z. B's z is
+            always f(obs). An explicit z: ``policy.set_style(z)`` or ``predict_action_chunk(batch, z=z)``.
+        prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T); 0 gives
+            the most likely z.
+
+    Training preset: optimizer_lr, optimizer_weight_decay, optimizer_lr_backbone (AdamW, as ACT's).
+        ema_decay: exponential moving average of the weights, updated after every optimizer step (lerobot-train
+            calls ``policy.update()``); inference uses the average. 0 disables it.
     """
 
-    # Input / output structure.
     n_obs_steps: int = 1
     chunk_size: int = 100
     n_action_steps: int = 100
-
     normalization_mapping: dict[str, NormalizationMode] = field(
         default_factory=lambda: {
             "VISUAL": NormalizationMode.MEAN_STD,
             "STATE": NormalizationMode.MEAN_STD,
             "ENV": NormalizationMode.MEAN_STD,
-            # Diffusion assumes targets in [-1, 1] (sample clipping, unit-variance noise), as LeRobot's
-            # diffusion policy does.
             "ACTION": NormalizationMode.MIN_MAX,
         }
     )
 
-    # Vision backbone (as ACT). Use `pretrained_backbone_weights=None` where ImageNet weights are unreachable.
     vision_backbone: str = "resnet18"
     pretrained_backbone_weights: str | None = "ResNet18_Weights.IMAGENET1K_V1"
     replace_final_stride_with_dilation: bool = False
-
-    # Observation encoder transformer (as ACT's encoder).
     pre_norm: bool = False
     dim_model: int = 512
     n_heads: int = 8
@@ -90,58 +139,39 @@ class HybridActConfig(PreTrainedConfig):
     n_encoder_layers: int = 4
     dropout: float = 0.1
 
-    # Denoiser transformer (ACT's decoder, now iterated): kept narrower than the encoder because it runs
-    # `num_inference_steps` times per chunk while the encoder runs once. Defaults chosen by measurement
-    # (README "Speed", benchmarks/speed.py): at these sizes a chunk costs about what ACT's does on CPU. A
-    # wider denoiser (256, 1024, 4 layers) fits better per training step but costs ~6x per denoising step.
     denoiser_dim_model: int = 128
     denoiser_dim_feedforward: int = 512
     n_decoder_layers: int = 2
 
-    # Style latent.
     latent_dim: int = 32
     n_vae_encoder_layers: int = 4
     latent_prior: str = "categorical"
     n_latent_modes: int = 4
 
-    # Diffusion.
     num_train_timesteps: int = 100
-    num_inference_steps: int = 4  # DDIM; fidelity vs steps flattens from ~4 (README "Speed")
-    noise_scheduler_type: str = "DDIM"
-    timestep_spacing: str = "trailing"
     beta_schedule: str = "squaredcos_cap_v2"
     beta_start: float = 0.0001
     beta_end: float = 0.02
-    # The denoiser predicts the clean chunk ("sample", x0), not the noise: on scripted ALOHA transfer-cube demos it
-    # gave far lower held-out chunk MSE at equal training (README "Denoiser target", benchmarks/prediction_type.py).
-    # With few DDIM steps, x0 recovered from a predicted epsilon amplifies its error at high noise levels.
+    noise_scheduler_type: str = "DDIM"
+    num_inference_steps: int = 4
+    timestep_spacing: str = "trailing"
     prediction_type: str = "sample"
     clip_sample: bool = True
     clip_sample_range: float = 1.0
-    # ACT-style reconstruction term (0 = off): an extra x0 loss on the denoiser's output from pure Gaussian noise
-    # at the sampler's first timestep, which is exactly where inference starts. Only obs and z can tell that
-    # chunk, so hybrid_act_c's posterior z is pushed to carry what the observation leaves open (on docking: the
-    # route). With the diffusion loss alone, C's z stayed unused on docking: the denoiser memorised each training
-    # layout's route from its observation instead (README "Does C use z?").
     recon_weight: float = 0.0
 
-    # KL (hybrid_act_c).
-    kl_weight: float = 1.0
+    kl_weight: float = 0.1
     kl_anneal: str = "none"
     kl_anneal_steps: int = 2000
     kl_free_bits: float = 0.05
 
-    # Inference.
     temporal_ensemble_coeff: float | None = None
     z_mode: str = "sample"
     prior_temperature: float = 1.0
 
-    # Training preset.
     optimizer_lr: float = 1e-4
     optimizer_weight_decay: float = 1e-4
     optimizer_lr_backbone: float = 1e-5
-    # Exponential moving average of the weights, updated after every optimizer step (lerobot-train calls
-    # ``policy.update()``); inference uses the averaged weights. 0 disables it.
     ema_decay: float = 0.0
 
     # Which style strategy this policy type uses: the ONLY difference between A, B and C.
@@ -273,9 +303,9 @@ class HybridActBConfig(HybridActConfig):
 @PreTrainedConfig.register_subclass("hybrid_act_c")
 @dataclass
 class HybridActCConfig(HybridActConfig):
-    """Variant C: posterior q(z|a, obs) + learned conditional prior p(z|obs), KL-regularised."""
+    """Variant C: posterior q(z|a, obs) + learned conditional prior p(z|obs), KL-regularised; trained with the
+    reconstruction term and holding one z per episode (see ``recon_weight`` and ``z_mode`` above)."""
 
     style_mode: ClassVar[str] = "cvae"
     recon_weight: float = 1.0
-    kl_weight: float = 0.1
     z_mode: str = "hold"

@@ -242,6 +242,35 @@ def test_eval_variants_per_policy():
     assert hold == ["--policy.z_mode=hold"]  # no ensembling flags: one change at a time
 
 
+def test_modes_profile_pairs_routes_and_keeps_shipped_defaults():
+    """issue 24's profile: paired-route docking, hybrids at their own sampler/KL defaults (no flag), LeRobot
+    diffusion at its recommended chunking, C evaluated with fresh z and over sampler steps on the sweep seeds."""
+    from lerobot_hybrid_act.ablation.profiles import MODES, MODES_PRIOR
+    from lerobot_hybrid_act.ablation.runner import eval_cmd
+
+    d = MODES.task("docking")
+    assert d.routes_per_layout == 2 and MODES.main_n_demos["docking"] == 50
+    assert sorted(MODES.n_demos("docking")) == [10, 25, 50] and MODES.seeds == (1, 2, 3)
+    c = policy_args("hybrid_act_c", d, 100, False)
+    assert not any(f.startswith(("--policy.num_inference_steps", "--policy.kl_anneal_steps")) for f in c)
+    assert "--policy.chunk_size=20" in c and "--policy.optimizer_lr=0.0001" in c
+    diff = policy_args("diffusion", d, 100, False)
+    assert {"--policy.horizon=16", "--policy.n_action_steps=8", "--policy.n_obs_steps=2",
+            "--policy.drop_n_last_frames=7"} <= set(diff)
+    assert {r["policy"] for r in MODES.runs() if r["task"] == "aloha_insertion"} == {"hybrid_act_c"}
+    variants = {k: f for k, _, f in eval_variants(MODES, "hybrid_act_c")}
+    assert set(variants) == {"eval", "eval_ensemble", "eval_sample_z", "eval_steps1", "eval_steps2", "eval_steps4",
+                             "eval_steps8"}
+    assert variants["eval_sample_z"] == ["--policy.z_mode=sample"]
+    sweep = eval_cmd(Path("ckpt"), d, 50, Path("out"), variants["eval_steps2"])
+    assert "--seed=3000" in sweep and "--policy.num_inference_steps=2" in sweep and "--seed=sweep" not in sweep
+    assert "--seed=1000" in eval_cmd(Path("ckpt"), d, 50, Path("out"), variants["eval"])
+    assert [k for k, _, _ in eval_variants(MODES, "act")] == ["eval", "eval_ensemble"]
+    # the design-choice profile never evaluates on the headline episodes
+    assert MODES_PRIOR.tasks[0].eval_seed == MODES_PRIOR.tasks[0].sweep_seed == 3000
+    assert [r["policy"] for r in MODES_PRIOR.runs()] == ["hybrid_act_c", "hybrid_act_c_mixture"]
+
+
 def test_backfill_adds_only_missing_evals_and_z_usage(tmp_path, monkeypatch):
     """A C run finished before ``eval_hold`` and ``z_usage`` existed gets exactly those added; the rest is kept."""
     from lerobot_hybrid_act.ablation import metrics, runner
@@ -502,6 +531,7 @@ def test_z_usage_is_zero_when_the_denoiser_ignores_z():
     assert by_z.shape == by_noise.shape == (4, policy.config.chunk_size, policy.config.action_feature.shape[0])
     assert pairwise_diversity(by_z) > 1e-4 and pairwise_diversity(by_noise) > 1e-4
     with torch.no_grad():
-        policy.model.denoiser.cond[0].weight[:, -policy.config.latent_dim:] = 0.0  # the z columns
+        z_dim = policy.sample_style(batch).shape[-1]
+        policy.model.denoiser.cond[0].weight[:, -z_dim:] = 0.0  # the z columns
     by_z, by_noise = sampler.sample_z_vs_noise(batch, k=4, seed=0)
     assert pairwise_diversity(by_z) < 1e-6 and pairwise_diversity(by_noise) > 1e-4

@@ -189,6 +189,44 @@ def test_hybrid_act_record_cli_docking(tmp_path):
         assert info["route_name"] in ("left", "right") and 0.0 <= info["style"] <= 1.0
 
 
+def test_hybrid_act_record_pairs_routes_per_layout(tmp_path):
+    """`--routes-per-layout 2`: every layout (seed) once per route, same style and start, written in the meta."""
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from lerobot_hybrid_act import record
+
+    root = tmp_path / "paired"
+    argv = ["--task", "docking", "--episodes", "6", "--repo-id", "local/dk_paired", "--root", str(root),
+            "--cameras", "none", "--noise", "0.05", "--routes-per-layout", "2"]
+    assert record.main(argv) == 0
+    summary = json.loads((root / "meta" / "hybrid_act_recording.json").read_text())
+    assert summary["episodes"] == 6 and summary["routes_per_layout"] == 2
+    infos = summary["episodes_info"]
+    assert summary["seeds"] == [0, 0, 1, 1, 2, 2]
+    for left, right in zip(infos[::2], infos[1::2], strict=True):
+        assert (left["route"], right["route"]) == (0, 1)
+        assert left["style"] == right["style"] and left["layout"] == right["layout"]
+    ds = LeRobotDataset("local/dk_paired", root=root)
+    ep = np.asarray(ds.hf_dataset["episode_index"]).reshape(-1)
+    state = np.stack(ds.hf_dataset["observation.state"])
+    assert np.array_equal(state[ep == 0][0], state[ep == 1][0])  # one start, two demonstrated routes
+    routes = np.asarray(ds.hf_dataset[ROUTE_KEY]).reshape(-1)
+    assert routes[ep % 2 == 0].tolist() == [0] * int((ep % 2 == 0).sum())
+    assert set(routes[ep % 2 == 1]) == {1}
+
+
+def test_hybrid_act_record_routes_per_layout_errors(tmp_path, capsys):
+    from lerobot_hybrid_act import record
+
+    base = ["--repo-id", "local/x", "--root", str(tmp_path / "x"), "--cameras", "none"]
+    assert record.main(["--task", "docking", "--episodes", "5", "--routes-per-layout", "2", *base]) == 2
+    assert "multiple of --routes-per-layout" in capsys.readouterr().err
+    assert record.main(["--task", "docking", "--episodes", "6", "--routes-per-layout", "3", *base]) == 2
+    assert "has only 2 routes" in capsys.readouterr().err
+    assert record.main(["--task", "aloha_insertion", "--episodes", "2", "--routes-per-layout", "2", *base]) == 2
+    assert "has no routes" in capsys.readouterr().err
+
+
 ACT_CHECKPOINT_SCRIPT = """
 import sys
 import lerobot_hybrid_act  # registers env type docking

@@ -145,3 +145,22 @@ def test_metrics_agree_with_env_on_expert_and_collect_rollout():
     assert s["routes"]["coverage"] == 0.0
     with pytest.raises(ValueError):
         summarize_rollouts([])
+
+
+def test_route_switches_counts_side_changes_before_the_obstacle():
+    from lerobot_hybrid_act.docking.metrics import route_switches
+
+    lay = NOMINAL_DOCKING_LAYOUT  # start (1, 0), obstacle (4.9, 0) r 1.2, port (8.8, 0)
+    x = np.linspace(1.0, 8.8, 80)
+    committed = np.stack([x, 1.8 * np.sin(np.pi * (x - 1.0) / 7.8)], axis=1)
+    assert route_switches(committed, lay) == 0
+    wobble = committed.copy()
+    wobble[:10, 1] = 0.3 * np.sin(np.arange(10))  # small lateral wobble near the start: no commitment, no switch
+    assert route_switches(wobble, lay) == 0
+    switching = committed.copy()
+    switching[x < 3.0, 1] *= -1  # starts right of the axis, then goes left around the obstacle
+    switching[x < 3.0, 1] -= 1.0
+    assert route_switches(switching, lay) == 1
+    after = committed.copy()
+    after[x > 6.5, 1] *= -1  # crossing the axis once past the obstacle is the approach to the port, not a switch
+    assert route_switches(after, lay) == 0
