@@ -52,6 +52,12 @@ METRIC_DEFS = {
     "route_entropy": "docking: entropy (bits) of the route distribution over those R rollouts",
     "same_route_free": "docking: fraction of rollout pairs from one start (fresh z each) taking the same route",
     "same_route_held_z": "docking B/C: fraction of rollout pairs with the same held z taking the same route",
+    "follows_posterior_z": "docking C: from each route start, z = infer_style of the expert's first chunk along a "
+                           "route, held for a whole rollout: fraction of rollouts taking that route",
+    "route_switch_rate": "docking: fraction of in-process rollouts that change sides of the start-port axis "
+                         "(after committing to one) before passing the obstacle",
+    "success_sample_z": "hybrid_act_c evaluated with --policy.z_mode=sample: a fresh z ~ p(z|obs) for every chunk",
+    "success_steps": "hybrid_act_c evaluated with --policy.num_inference_steps=k on the sweep episodes (seeds 3000..)",
     "route_acc": "docking: leave-one-out nearest-centroid accuracy of the route from the latent at an episode's "
                  "frame 0 (held-out demos): posterior mean (act, C), prior mean (C), f(obs) (B). The route is drawn "
                  "independently of the layout, so from the observation alone (prior mean, f(obs)) chance is the "
@@ -61,7 +67,7 @@ METRIC_DEFS = {
                "the noise alone (one z, K noises), same frames and units as `diversity`; ~0 from z means the "
                "denoiser ignores z",
     "kl": "KL (nats, summed over dims) on held-out chunks: act q(z|a,s) vs N(0,I); C q(z|a,obs) vs p(z|obs)",
-    "active_dims": "latent dims whose mean KL > 0.01 nats",
+    "active_dims": "latent terms (dims; C's categorical mode code counts as one) whose mean KL > 0.01 nats",
     "s_per_step": "lerobot-train wall time / steps (includes startup and checkpointing)",
     "updt_s": "lerobot-train's logged mean update time per step. Both times depend on the machine's load while the "
               "run trained (on this shared machine, seeds of one policy trained in different sessions differ by up to "
@@ -206,6 +212,11 @@ def aggregate(runs: list[dict]) -> list[dict]:
             "success": _success([(r["seed"], r.get("eval")) for r in rs]),
             "success_ensemble": _success([(r["seed"], r.get("eval_ensemble")) for r in rs]),
             "success_hold": _success([(r["seed"], r.get("eval_hold")) for r in rs]),
+            "success_sample_z": _success([(r["seed"], r.get("eval_sample_z")) for r in rs]),
+            # sampler-steps sweep (evaluated on the task's sweep seeds, not the headline ones)
+            "success_steps": {int(k.removeprefix("eval_steps")): _success([(r["seed"], r.get(k)) for r in rs])
+                              for k in sorted({k for r in rs for k in r if k.startswith("eval_steps")},
+                                              key=lambda k: int(k.removeprefix("eval_steps")))},
             "chunk_mse": col("metrics", "fidelity", "chunk_mse"),
             "best_of_k_mse": col("metrics", "fidelity", "best_of_k_mse"),
             "mean_of_k_mse": col("metrics", "fidelity", "mean_of_k_mse"),
@@ -230,6 +241,7 @@ def aggregate(runs: list[dict]) -> list[dict]:
                 "success_rate": col("metrics", key, "summary", "success_rate"),
                 "collision_rate": col("metrics", key, "summary", "collision_rate"),
                 "mode_averaging_rate": col("metrics", key, "summary", "mode_averaging_rate"),
+                "route_switch_rate": col("metrics", key, "summary", "route_switch_rate"),
                 "max_reward_mean": col("metrics", key, "summary", "max_reward_mean"),
                 "n_per_seed": _get(rs[0], "metrics", key, "summary", "n"),
             }
@@ -239,6 +251,7 @@ def aggregate(runs: list[dict]) -> list[dict]:
                 "entropy": col("metrics", "routes", "entropy"),
                 "same_route_free": col("metrics", "routes", "same_route_free"),
                 "same_route_held_z": col("metrics", "routes", "same_route_held_z"),
+                "follows_posterior_z": col("metrics", "routes", "follows_posterior_z"),
                 "R": _get(rs[0], "metrics", "routes", "R"),
             }
             g["route_starts"] = [p["start_seed"] for p in (_get(rs[0], "metrics", "routes", "per_start") or [])]
@@ -293,19 +306,32 @@ def tables(groups: list[dict], profile) -> str:
         if not tg:
             continue
         lines += [f"### {task} ({main_n} demos, {tg[0]['steps']} steps, seeds {sorted({s for g in tg for s in g['seeds']})})", ""]
-        lines += ["| policy | success (k/n; 95% CI) | success w/ ensembling | success, z held | max reward | chunk MSE | best-of-K | mean-of-K | "
-                  "diversity | mean step | jerk RMS | boundary ratio | KL (active/dims) | train s/step (wall; update) | ms/chunk |",
-                  "|" + "---|" * 15]
+        act_ms = next((g["ms_per_chunk"]["mean"] for g in tg if g["policy"] == "act" and g["ms_per_chunk"]), None)
+        lines += ["| policy | success (k/n; 95% CI) | success w/ ensembling | success, z held | success, fresh z per chunk "
+                  "| max reward | chunk MSE | best-of-K | mean-of-K | diversity | mean step | jerk RMS | boundary ratio | "
+                  "KL (active/terms) | train s/step (wall; update) | ms/chunk (x act) |",
+                  "|" + "---|" * 16]
         for g in tg:
             q = g["smooth"].get("queue", {})
             kl = "–" if g["kl"] is None else f"{_f(g['kl'], 2)} ({_f(g['active_dims'], 0)}/{g['latent_dim']})"
+            ms = _f(g["ms_per_chunk"], 1)
+            if act_ms and g["ms_per_chunk"] and g["ms_per_chunk"]["mean"] is not None:
+                ms += f" ({g['ms_per_chunk']['mean'] / act_ms:.2f}x)"
             lines.append(
                 f"| {g['policy']} | {_succ(g['success'])} | {_succ(g['success_ensemble'])} | "
-                f"{_succ(g['success_hold'])} | "
+                f"{_succ(g['success_hold'])} | {_succ(g['success_sample_z'])} | "
                 f"{_f((g['success'] or {}).get('max_reward_mean'), 2)} | {_f(g['chunk_mse'])} | "
                 f"{_f(g['best_of_k_mse'])} | {_f(g['mean_of_k_mse'])} | {_f(g['diversity'])} | "
                 f"{_f(q.get('mean_step'))} | {_f(q.get('jerk_rms'))} | {_f(q.get('boundary_ratio'), 2)} | {kl} | "
-                f"{_f(g['s_per_step'], 3)}; {_f(g['updt_s'], 3)} | {_f(g['ms_per_chunk'], 1)} |")
+                f"{_f(g['s_per_step'], 3)}; {_f(g['updt_s'], 3)} | {ms} |")
+        sweep = [g for g in tg if g["success_steps"]]
+        if sweep:
+            steps = sorted({k for g in sweep for k in g["success_steps"]})
+            lines += ["", "Sampler steps (DDIM, `--policy.num_inference_steps`), evaluated on the sweep episodes (seeds "
+                      "3000..), disjoint from the table above:", "",
+                      "| policy | " + " | ".join(f"{k} steps" for k in steps) + " |", "|---|" + "---|" * len(steps)]
+            for g in sweep:
+                lines.append(f"| {g['policy']} | " + " | ".join(_succ(g["success_steps"].get(k)) for k in steps) + " |")
         lines.append("")
         if task == "docking":
             n_ro = tg[0]["rollouts"].get("queue", {}).get("n_per_seed")
@@ -314,17 +340,18 @@ def tables(groups: list[dict], profile) -> str:
                       f"seed (seeds 2000..; same policy and env as `lerobot-eval`, other layouts, far fewer "
                       f"episodes); routes over R={R} rollouts from each of {len(_starts(tg))} start(s); "
                       "held z: pairs of rollouts sharing one z.", "",
-                      "| policy | success | collision rate | mode averaging | route coverage | route entropy (bits) | "
-                      "same route, fresh z | same route, held z | route from latent (frame 0) |", "|" + "---|" * 9]
+                      "| policy | success | collision rate | mode averaging | route switches | route coverage | "
+                      "route entropy (bits) | same route, fresh z | same route, held z | follows posterior z | "
+                      "route from latent (frame 0) |", "|" + "---|" * 11]
             for g in tg:
                 ro = g["rollouts"].get("queue", {})
                 rt = g.get("routes", {})
                 acc = ", ".join(f"{k}: {_f(v.get('0'), 2)}" for k, v in g.get("route_accuracy", {}).items()) or "–"
                 lines.append(
                     f"| {g['policy']} | {_f(ro.get('success_rate'), 2)} | {_f(ro.get('collision_rate'), 2)} | "
-                    f"{_f(ro.get('mode_averaging_rate'), 2)} | "
+                    f"{_f(ro.get('mode_averaging_rate'), 2)} | {_f(ro.get('route_switch_rate'), 2)} | "
                     f"{_f(rt.get('coverage'), 2)} | {_f(rt.get('entropy'), 2)} | {_f(rt.get('same_route_free'), 2)} | "
-                    f"{_f(rt.get('same_route_held_z'), 2)} | {acc} |")
+                    f"{_f(rt.get('same_route_held_z'), 2)} | {_f(rt.get('follows_posterior_z'), 2)} | {acc} |")
             lines.append("")
         se = [g for g in groups if g["task"] == task]
         ns = sorted({g["n_demos"] for g in se})
