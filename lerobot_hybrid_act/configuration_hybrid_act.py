@@ -19,6 +19,7 @@ from typing import ClassVar
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig
+from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
 STYLE_MODES = ("none", "deterministic", "cvae")
 KL_ANNEAL_SCHEDULES = ("none", "linear", "cyclic")
@@ -110,6 +111,12 @@ class HybridActConfig(PreTrainedConfig):
             always f(obs). An explicit z: ``policy.set_style(z)`` or ``predict_action_chunk(batch, z=z)``.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T); 0 gives
             the most likely z.
+        rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
+            With it, ``predict_action_chunk(batch, inference_delay=d, prev_chunk_left_over=prev)`` samples a chunk
+            whose first d actions are the previous chunk's (executed while this one was computed) and whose next
+            ones blend into it under RTC's soft prefix mask (``prefix_attention_schedule`` up to
+            ``execution_horizon``): inpainting on the denoiser's x0 at every DDIM step, so no extra network
+            evaluation. None: chunks are sampled independently.
 
     Training preset: optimizer_lr, optimizer_weight_decay, optimizer_lr_backbone (AdamW, as ACT's).
         ema_decay: exponential moving average of the weights, updated after every optimizer step (lerobot-train
@@ -168,6 +175,7 @@ class HybridActConfig(PreTrainedConfig):
     temporal_ensemble_coeff: float | None = None
     z_mode: str = "sample"
     prior_temperature: float = 1.0
+    rtc_config: RTCConfig | None = None
 
     optimizer_lr: float = 1e-4
     optimizer_weight_decay: float = 1e-4

@@ -36,6 +36,7 @@ from lerobot.policies.act.modeling_act import (
     create_sinusoidal_pos_embedding,
 )
 from lerobot.policies.pretrained import PreTrainedPolicy
+from lerobot.policies.rtc import RTCProcessor
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
 from .configuration_hybrid_act import (
@@ -75,6 +76,7 @@ class HybridActPolicy(PreTrainedPolicy):
         if config.temporal_ensemble_coeff is not None:
             self.temporal_ensembler = ACTTemporalEnsembler(config.temporal_ensemble_coeff, config.chunk_size)
         self._explicit_z: Tensor | None = None
+        self.init_rtc_processor()
         self.reset()
 
     def get_optim_params(self) -> list[dict]:
@@ -188,16 +190,67 @@ class HybridActPolicy(PreTrainedPolicy):
             self._action_queue.extend(actions.transpose(0, 1))
         return self._action_queue.popleft()
 
+    def supports_rtc(self) -> bool:
+        """Real-time chunking (``lerobot-rollout --inference.type=rtc``): see ``rtc_config`` in the config."""
+        return True
+
+    def init_rtc_processor(self) -> None:
+        """(Re)build the RTC prefix weighting from ``config.rtc_config`` (lerobot-rollout calls this after setting it)."""
+        self.rtc_processor = RTCProcessor(self.config.rtc_config) if self.config.rtc_config is not None else None
+
     @torch.inference_mode()
     def predict_action_chunk(
-        self, batch: dict[str, Tensor], z: Tensor | None = None, generator: torch.Generator | None = None, **kwargs
+        self,
+        batch: dict[str, Tensor],
+        z: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        inference_delay: int | None = None,
+        prev_chunk_left_over: Tensor | None = None,
+        **kwargs,
     ) -> Tensor:
         """Sample a (B, chunk_size, action_dim) chunk. ``z`` (from ``sample_style`` / ``infer_style``) overrides
-        the style latent for this call; ``generator`` makes the draw of z and of the diffusion noise reproducible."""
+        the style latent for this call; ``generator`` makes the draw of z and of the diffusion noise reproducible.
+        ``prev_chunk_left_over`` ((B,) T', action_dim; normalised) and ``inference_delay``: real-time chunking (see
+        ``rtc_config``)."""
         self.eval()
         model = self.inference_model
         obs = model.encode_observation(batch)
-        return model.sample(obs, self._inference_style(obs.summary, z, generator), generator)
+        prefix = None
+        if prev_chunk_left_over is not None:
+            prefix = self._rtc_prefix(prev_chunk_left_over, inference_delay, obs.tokens)
+        return model.sample(obs, self._inference_style(obs.summary, z, generator), generator, prefix)
+
+    def _rtc_prefix(self, prev: Tensor, inference_delay: int | None, like: Tensor) -> tuple[Tensor, Tensor]:
+        """The previous chunk's leftover padded to chunk_size, and RTC's soft prefix mask (1, chunk_size, 1)."""
+        c = self.config
+        if self.rtc_processor is None:
+            raise ValueError(
+                "prev_chunk_left_over was given but real-time chunking is not configured: set "
+                "`policy.config.rtc_config = RTCConfig(...)` and call `policy.init_rtc_processor()` "
+                "(`lerobot-rollout --inference.type=rtc` does both), or pass no prev_chunk_left_over."
+            )
+        if c.prediction_type != "sample":
+            raise ValueError(
+                f"Real-time chunking inpaints the denoiser's clean-chunk prediction, but this policy was trained with "
+                f"prediction_type={c.prediction_type!r}; use a checkpoint trained with prediction_type='sample' (the "
+                "default), or --inference.type=sync."
+            )
+        prev = prev.unsqueeze(0) if prev.ndim == 2 else prev
+        action_dim = self.model.denoiser.action_dim
+        if prev.ndim != 3 or prev.shape[-1] != action_dim:
+            raise ValueError(
+                f"prev_chunk_left_over must have shape (T, {action_dim}) or (B, T, {action_dim}) (normalised actions "
+                f"of the previous chunk not yet executed); got {tuple(prev.shape)}."
+            )
+        delay = int(inference_delay or 0)
+        if delay < 0:
+            raise ValueError(f"inference_delay must be >= 0 control steps, got {delay}.")
+        steps = min(prev.shape[1], c.chunk_size)
+        padded = torch.zeros(prev.shape[0], c.chunk_size, action_dim, dtype=like.dtype, device=like.device)
+        padded[:, :steps] = prev[:, :steps].to(padded)
+        horizon = min(self.rtc_processor.rtc_config.execution_horizon, steps)
+        weights = self.rtc_processor.get_prefix_weights(delay, horizon, c.chunk_size)
+        return padded, weights.to(padded).view(1, -1, 1)
 
     def _inference_style(self, summary: Tensor, z: Tensor | None, generator: torch.Generator | None) -> Tensor | None:
         """z for one chunk: the caller's z, else a z held for the episode, else one drawn from the style module."""
@@ -366,8 +419,16 @@ class HybridActModel(nn.Module):
         t = self.sampler.timesteps[0].to(obs.tokens.device).expand(shape[0])
         return self.denoiser(torch.randn(shape, device=obs.tokens.device, dtype=obs.tokens.dtype), t, obs, z)
 
-    def sample(self, obs: EncodedObservation, z: Tensor | None, generator: torch.Generator | None = None) -> Tensor:
-        """Reverse diffusion from Gaussian noise on the cached observation tokens."""
+    def sample(
+        self,
+        obs: EncodedObservation,
+        z: Tensor | None,
+        generator: torch.Generator | None = None,
+        prefix: tuple[Tensor, Tensor] | None = None,
+    ) -> Tensor:
+        """Reverse diffusion from Gaussian noise on the cached observation tokens. ``prefix`` = (actions, weights):
+        at every step the predicted clean chunk is pulled towards ``actions`` by ``weights`` (real-time chunking's
+        soft inpainting; weight 1 fixes an action, 0 leaves it free)."""
         batch_size = obs.tokens.shape[0]
         shape = (batch_size, self.config.chunk_size, self.denoiser.action_dim)
         x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
@@ -381,6 +442,8 @@ class HybridActModel(nn.Module):
         films = self.denoiser.films(timesteps.to(x.device).view(-1, 1).expand(-1, batch_size), z)
         for i, t in enumerate(timesteps):
             model_out = self.denoiser.run(x, [film[i] for film in films], memory_kv)
+            if prefix is not None:
+                model_out = torch.lerp(model_out, prefix[0], prefix[1])
             x = self.sampler.step(model_out, t, x, generator=generator).prev_sample
         return x
 

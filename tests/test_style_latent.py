@@ -109,3 +109,33 @@ def test_style_kl_has_one_term_per_latent_term():
         assert kl.shape == (4, n_terms) and torch.isfinite(kl).all(), prior
         if prior != "mixture":  # exact KLs are >= 0; the mixture's one-sample estimate need not be
             assert (kl >= -1e-5).all(), prior
+
+
+def test_rtc_keeps_the_executed_prefix_and_blends_into_the_leftover():
+    """Real-time chunking: the first `inference_delay` actions are the previous chunk's leftover exactly (they are
+    executed while the chunk is computed), the next ones lie between the leftover and a free sample, the tail is free."""
+    from lerobot.policies.rtc.configuration_rtc import RTCConfig
+
+    policy = train_steps(make_policy("hybrid_act_c", image=False), make_batch(image=False), steps=20)
+    obs = observation(make_batch(2, image=False, seed=1))
+    prev = torch.full((2, CHUNK, 2), 0.5)
+    assert policy.supports_rtc()
+    with pytest.raises(ValueError, match="rtc_config"):
+        policy.predict_action_chunk(obs, prev_chunk_left_over=prev, inference_delay=2)
+    policy.config.rtc_config = RTCConfig(execution_horizon=6)
+    policy.init_rtc_processor()
+    z = policy.sample_style(obs, torch.Generator().manual_seed(0))
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    free = policy.predict_action_chunk(obs, z=z, generator=g())
+    rtc = policy.predict_action_chunk(obs, z=z, generator=g(), inference_delay=2, prev_chunk_left_over=prev)
+    assert torch.allclose(rtc[:, :2], prev[:, :2], atol=1e-5)
+    blend = (rtc[:, 2:6] - free[:, 2:6]).abs().mean()
+    assert blend > 1e-3 and (rtc[:, 2:6] - prev[:, 2:6]).abs().mean() < (free[:, 2:6] - prev[:, 2:6]).abs().mean()
+    # a leftover without the delay: nothing is fixed, the chunk still leans towards it
+    soft = policy.predict_action_chunk(obs, z=z, generator=g(), inference_delay=0, prev_chunk_left_over=prev[0, :4])
+    assert not torch.allclose(soft[:, 0], prev[:, 0]) and not torch.equal(soft, free)
+    with pytest.raises(ValueError, match=r"prev_chunk_left_over must have shape"):
+        policy.predict_action_chunk(obs, prev_chunk_left_over=torch.zeros(2, 4, 3), inference_delay=1)
+    eps = make_policy("hybrid_act_b", image=False, prediction_type="epsilon", rtc_config=RTCConfig())
+    with pytest.raises(ValueError, match="prediction_type='sample'"):
+        eps.predict_action_chunk(obs, prev_chunk_left_over=prev, inference_delay=1)
