@@ -37,6 +37,7 @@ TASKS: dict[str, str] = {
     "aloha_transfer_cube": "lerobot_hybrid_act.aloha.recording:AlohaTransferCubeRecorder",
     "aloha_insertion": "lerobot_hybrid_act.aloha.recording:AlohaInsertionRecorder",
     "docking": "lerobot_hybrid_act.docking.recording:DockingRecorder",
+    "docking_sim": "lerobot_hybrid_act.robots.docking_sim:DockingSimRecorder",  # robot docking_sim's layout
 }
 
 # LeRobot's eval seeds: `lerobot-eval --seed` defaults to 1000, episode i uses seed + i.
