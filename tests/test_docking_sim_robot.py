@@ -88,7 +88,7 @@ def test_expert_through_robot_interface_succeeds_and_episodes_are_logged(tmp_pat
     logged = [json.loads(line) for line in log.read_text().splitlines()]
     assert logged == robot.episodes
     assert [e["seed"] for e in logged] == [1000, 1001]
-    assert all(e["success"] and not e["collision"] and 0 < e["steps"] < 200 for e in logged)
+    assert all(e["success"] and not e["collision"] and 0 < e["steps"] < 200 and e["travelled"] > 5.0 for e in logged)
     assert robot.actions_received == sum(e["steps"] for e in logged)
 
 
@@ -99,7 +99,9 @@ def test_timeout_ends_an_episode_without_success():
             robot.send_action({"accel.vel": 0.0, "yaw_rate.vel": 0.0})
     finally:
         robot.disconnect()
-    assert robot.episodes == [{"episode": 0, "seed": 1000, "success": False, "collision": False, "steps": 7}]
+    assert robot.episodes == [
+        {"episode": 0, "seed": 1000, "success": False, "collision": False, "steps": 7, "travelled": 0.0}
+    ]
 
 
 def test_actuation_delay_applies_each_action_that_many_steps_later():

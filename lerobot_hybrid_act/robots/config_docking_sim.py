@@ -27,7 +27,7 @@ class DockingSimConfig(RobotConfig):
     # observation_latency_s seconds of wall time, like a slow sensor or link.
     actuation_delay_steps: int = 0
     observation_latency_s: float = 0.0
-    # One JSON line per finished episode: {"episode", "seed", "success", "collision", "steps"}.
+    # One JSON line per finished episode: {"episode", "seed", "success", "collision", "steps", "travelled"}.
     episode_log: Path | None = None
 
     def __post_init__(self):

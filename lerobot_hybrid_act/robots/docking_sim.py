@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import deque
 
@@ -135,6 +136,7 @@ class DockingSim(Robot):
         self._raw_obs, _ = self.env.reset(seed=self.episode_seed)
         zero = np.zeros(len(ACTION_KEYS), dtype=np.float32)
         self._pending = deque([zero] * self.config.actuation_delay_steps)
+        self._travelled = 0.0
 
     def _finish_episode(self, info: dict) -> None:
         result = {
@@ -143,6 +145,7 @@ class DockingSim(Robot):
             "success": bool(info["is_success"]),
             "collision": bool(info["collision"]),
             "steps": int(info["steps"]),
+            "travelled": round(self._travelled, 4),  # path length in metres: the actions moved the vehicle
         }
         self.episodes.append(result)
         logger.info("docking_sim episode %(episode)d (seed %(seed)d): success=%(success)s in %(steps)d steps", result)
@@ -158,7 +161,7 @@ class DockingSim(Robot):
         values = np.concatenate([self._raw_obs["agent_pos"], self._raw_obs["environment_state"]])
         obs = {key: float(v) for key, v in zip(STATE_KEYS, values, strict=True)}
         if self.config.camera:
-            obs[CAMERA] = self._raw_obs["pixels"][CAMERA]
+            obs[CAMERA] = self._raw_obs["pixels"][CAMERA].copy()  # writable, for torch.from_numpy
         return obs
 
     def send_action(self, action: dict) -> dict:
@@ -175,7 +178,9 @@ class DockingSim(Robot):
         sent = np.clip(np.array([action[k] for k in ACTION_KEYS], dtype=np.float32), -1.0, 1.0)
         self.actions_received += 1
         self._pending.append(sent)
+        x, y, _, _ = self.env.pose
         self._raw_obs, _, terminated, truncated, info = self.env.step(self._pending.popleft())
+        self._travelled += math.hypot(self.env.pose[0] - x, self.env.pose[1] - y)
         if terminated or truncated:
             self._finish_episode(info)
             self._start_episode()
