@@ -1,10 +1,15 @@
 """Deployment end to end on the simulated robot `docking_sim`, through LeRobot's own tools: a tiny
-hybrid_act_c trained with lerobot-train on a `docking_sim` recording, then run by `lerobot-rollout`."""
+hybrid_act_c trained with lerobot-train on a `docking_sim` recording, then run by `lerobot-rollout` and by
+LeRobot's async robot client against `hybrid-act-policy-server` (on 127.0.0.1 only)."""
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -87,3 +92,98 @@ def test_lerobot_rollout_sync_with_and_without_torch_compile(policy_path, tmp_pa
                        "--torch_compile_backend=eager")  # fmt: skip
     assert "torch.compile configured for predict_action_chunk" in compiled.stderr
     check_episodes(read_episodes(tmp_path / "compiled.jsonl"), compiled)
+
+
+# ---------------------------------------------------------------------------------------- async inference
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def process(cmd: list, log: Path):
+    """A background process writing to `log`; always stopped on exit (SIGTERM, then SIGKILL)."""
+    with open(log, "w") as out:
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=subprocess.STDOUT, env=ENV, cwd=log.parent)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=20)
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.2)
+
+
+def client(port: int, policy_path: Path, log: Path, policy_type: str = "hybrid_act_c", *robot: str) -> list:
+    """LeRobot's own robot client (as its README runs it) driving docking_sim."""
+    return [sys.executable, "-m", "lerobot.async_inference.robot_client", f"--server_address=127.0.0.1:{port}",
+            *ROBOT, *robot, f"--robot.episode_log={log}", f"--policy_type={policy_type}",
+            f"--pretrained_name_or_path={policy_path}", "--policy_device=cpu", "--actions_per_chunk=8", "--fps=20",
+            "--task=dock"]  # fmt: skip
+
+
+def test_async_inference_server_serves_lerobot_robot_client(policy_path, tmp_path):
+    port = free_port()
+    server_log = tmp_path / "server.log"
+    server_cmd = [sys.executable, "-m", "lerobot_hybrid_act.deploy.policy_server", "--host=127.0.0.1",
+                  f"--port={port}", "--fps=20", "--inference_latency=0"]  # fmt: skip
+    with process(server_cmd, server_log) as server:
+        wait_for(lambda: server.poll() is not None or port_open(port), 120, "the policy server to listen")
+        assert server.poll() is None, server_log.read_text()[-3000:]
+
+        # Refusals reach LeRobot's client as the server's message; the client then exits.
+        refusals = [
+            ("hybrid_act_z", [], "Policy type 'hybrid_act_z' is not served here"),
+            ("hybrid_act_c", ["--robot.camera=false"], "the policy needs: observation.images.top"),
+        ]
+        for policy_type, robot, message in refusals:
+            out = run(client(port, policy_path, tmp_path / "refused.jsonl", policy_type, *robot), tmp_path, timeout=120)
+            assert "INVALID_ARGUMENT" in out.stderr + out.stdout and message in out.stderr + out.stdout
+
+        # A client that disconnects abruptly mid-episode (SIGKILL) ...
+        def chunks() -> int:
+            return server_log.read_text().count("Action chunk #")
+
+        served = chunks()
+        with process(client(port, policy_path, tmp_path / "a.jsonl", "hybrid_act_c", "--robot.episode_length=200"),
+                     tmp_path / "a.log") as first:  # fmt: skip
+            wait_for(lambda: first.poll() is not None or chunks() >= served + 2, 120, "the first client's chunks")
+            assert first.poll() is None, (tmp_path / "a.log").read_text()[-3000:]
+            first.kill()
+            first.wait(timeout=20)
+
+        # ... leaves the server serving the next client.
+        log = tmp_path / "b.jsonl"
+        with process(client(port, policy_path, log), tmp_path / "b.log") as second:
+            wait_for(lambda: second.poll() is not None or len(read_episodes(log)) >= 2, 120, "two async episodes")
+            assert second.poll() is None, (tmp_path / "b.log").read_text()[-3000:]
+            second.send_signal(signal.SIGINT)  # Ctrl-C: LeRobot's client stops its loop and disconnects the robot
+            second.wait(timeout=30)
+        assert server.poll() is None
+    episodes = read_episodes(log)
+    assert [e["seed"] for e in episodes] == list(range(1000, 1000 + len(episodes)))
+    assert all(isinstance(e["success"], bool) and e["travelled"] > 0 for e in episodes)
+    server_out = server_log.read_text()
+    assert server_out.count("Refusing policy instructions") == 2
+    assert server_out.count("connected and ready") == 4
