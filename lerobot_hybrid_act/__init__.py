@@ -4,7 +4,7 @@ Importing this package registers, with LeRobot's draccus registries:
 - the policy types ``hybrid_act_a``, ``hybrid_act_b``, ``hybrid_act_c`` (configs only; LeRobot imports
   ``modeling_hybrid_act`` / ``processor_hybrid_act`` lazily by naming convention);
 - the env types of ``lerobot_hybrid_act.envs`` (``aloha_fast``, ``docking``);
-- the robot types of ``lerobot_hybrid_act.robots`` (``docking_sim``), simulated robots for ``lerobot-rollout``
+- the robot types of ``lerobot_hybrid_act.robots`` (``docking_sim``, ``aloha_sim``), simulated robots for ``lerobot-rollout``
   and async inference.
 
 Keep this import cheap: no torch models, MuJoCo or gym_aloha at import time.

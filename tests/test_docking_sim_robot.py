@@ -31,13 +31,14 @@ def state_vector(obs: dict) -> np.ndarray:
     return np.array([obs[k] for k in STATE_KEYS], dtype=np.float32)
 
 
-def test_robot_type_registered_and_import_is_lazy():
+def test_robot_types_registered_and_import_is_lazy():
     assert RobotConfig.get_choice_class("docking_sim") is DockingSimConfig
-    code = (
-        "import sys, lerobot_hybrid_act; "
-        "bad = [m for m in sys.modules if m.startswith(('lerobot_hybrid_act.docking', 'lerobot_hybrid_act.robots.docking_sim'))]; "
-        "assert not bad, bad"
-    )
+    assert "aloha_sim" in RobotConfig.get_known_choices()
+    simulators = (
+        "lerobot_hybrid_act.docking", "lerobot_hybrid_act.aloha.", "mujoco", "dm_control",
+        "lerobot_hybrid_act.robots.docking_sim", "lerobot_hybrid_act.robots.aloha_sim",
+    )  # fmt: skip
+    code = f"import sys, lerobot_hybrid_act; bad = [m for m in sys.modules if m.startswith({simulators})]; assert not bad, bad"
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 

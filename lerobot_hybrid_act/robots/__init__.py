@@ -6,4 +6,4 @@ Each ``config_*`` module registers one ``RobotConfig`` subclass and stays cheap 
 ``docking_sim``), which imports the simulator.
 """
 
-from . import config_docking_sim  # noqa: F401  (registers the robot types)
+from . import config_aloha_sim, config_docking_sim  # noqa: F401  (registers the robot types)
