@@ -172,3 +172,19 @@ def test_recorder_writes_the_robot_layout():
     np.testing.assert_array_equal(frames[0]["observation.state"], state_vector(obs))
     np.testing.assert_array_equal(frames[0]["observation.images.top"], obs["top"])
     assert set(rec.features(None, [])) == set(feats) - {"observation.images.top"}
+
+
+def test_hybrid_act_record_task_docking_sim(tmp_path):
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    from lerobot_hybrid_act import record
+
+    root = tmp_path / "ds"
+    argv = ["--task", "docking_sim", "--episodes", "2", "--repo-id", "local/dk_sim", "--root", str(root)]
+    assert record.main([*argv, "--cameras", "top", "--image-size", "32x32", "--noise", "0.05"]) == 0
+    ds = LeRobotDataset("local/dk_sim", root=root)
+    assert ds.meta.features["observation.state"]["names"] == STATE_KEYS
+    assert ds.meta.features["action"]["names"] == ACTION_KEYS
+    assert "observation.environment_state" not in ds.meta.features
+    assert ds.meta.features["observation.images.top"]["dtype"] == "video"
+    assert tuple(ds[0]["observation.images.top"].shape) == (3, 32, 32)
