@@ -3,14 +3,16 @@
 One ``send_action`` is one control step of the simulator. When an episode ends (success, failure or
 ``episode_length`` steps) the robot records the result, logs it and starts the next layout at once (seed
 ``config.seed + episode index``), so ``robot.episodes`` and ``config.episode_log`` hold the success of every
-episode a deployment tool ran, although those tools know nothing of episodes.
+episode a deployment tool ran, although those tools know nothing of episodes. (Nor do they reset the policy
+at an episode boundary: the rest of a chunk queued during one episode is played at the start of the next.)
 
 Features: LeRobot builds a robot's dataset and policy features from the robot's own keys
 (``hw_to_dataset_features``): every scalar goes into ``observation.state`` and every ``(H, W, 3)`` entry
 becomes ``observation.images.<key>``; there is no ``observation.environment_state``, and ``lerobot-rollout``
 keeps only scalars named ``*.pos`` / ``*.vel``. So a sim robot exposes its task's recorded
 ``observation.state`` names followed by the ``observation.environment_state`` names, each with one of those
-suffixes, plus its cameras. ``SimRecorder`` subclasses record the scripted demos in that layout.
+suffixes, plus its cameras. The ``*SimRecorder`` classes (``hybrid-act-record --task docking_sim`` ...)
+record the scripted demos in that layout (``to_robot_frame``).
 """
 
 import json
@@ -162,7 +164,10 @@ class SimRobot(Robot):
             **self._result(info),
         }
         self.episodes.append(result)
-        logger.info(f"{self.name} episode %(episode)d (seed %(seed)d): success=%(success)s in %(steps)d steps", result)
+        logger.info(
+            "%s episode %d (seed %d): success=%s in %d steps",
+            self.name, result["episode"], result["seed"], result["success"], result["steps"],
+        )  # fmt: skip
         if self.config.episode_log is not None:
             with open(self.config.episode_log, "a") as f:
                 f.write(json.dumps(result) + "\n")
