@@ -163,7 +163,7 @@ def test_async_inference_server_serves_lerobot_robot_client(policy_path, tmp_pat
         # Refusals reach LeRobot's client as the server's message; the client then exits.
         refusals = [
             ("hybrid_act_z", [], "Policy type 'hybrid_act_z' is not served here"),
-            ("hybrid_act_c", ["--robot.camera=false"], "the policy needs: observation.images.top"),
+            ("hybrid_act_c", ["--robot.camera=false"], "needs observation.images.top, the robot's cameras are []"),
         ]
         for policy_type, robot, message in refusals:
             out = run(client(port, policy_path, tmp_path / "refused.jsonl", policy_type, *robot), tmp_path, timeout=TIMEOUT)

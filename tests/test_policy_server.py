@@ -69,11 +69,14 @@ def test_refusals_name_the_fix(server, tmp_path):
     assert "Cannot load the policy config" in check(specs(server, str(tmp_path / "missing")))
 
     msg = check(specs(server, path, state=6))
-    assert "observation.state of shape (13,) (the robot sends (6,))" in msg
+    assert "the policy needs observation.state of shape (13,), the robot sends (6,)" in msg
     assert "hybrid-act-record --task docking_sim" in msg
     msg = check(specs(server, path, cameras=("front",)))
-    assert "observation.images.top (the robot's cameras are ['front'])" in msg
+    assert "the policy needs observation.images.top, the robot's cameras are ['front']" in msg
+    # LeRobot's server would fail on every observation with a camera the policy does not take
+    msg = check(specs(server, path, cameras=("top", "front")))
+    assert "the robot sends observation.images.front, which the policy does not take: drop that camera" in msg
 
     with_env = save_checkpoint_config(tmp_path / "env", env_state=True)
     msg = check(specs(server, with_env))
-    assert "observation.environment_state (LeRobot's robot client only sends observation.state" in msg
+    assert "the policy needs observation.environment_state, which LeRobot's robot client never sends" in msg

@@ -65,25 +65,30 @@ def check_policy_instructions(specs: RemotePolicyConfig) -> str | None:
             f"{specs.policy_type}: pass --policy_type={config.type}."
         )
 
-    # What LeRobot's server feeds the policy: observation.state plus resized camera images.
+    # What LeRobot's server feeds the policy: observation.state plus every camera, resized to the policy's shape.
     sent = specs.lerobot_features
+    cameras = sorted(k.removeprefix(f"{OBS_IMAGES}.") for k in sent if k.startswith(OBS_IMAGES))
     problems = []
     for key, feature in config.input_features.items():
         if feature.type is FeatureType.VISUAL:
             if key not in sent:
-                cameras = sorted(k.removeprefix(f"{OBS_IMAGES}.") for k in sent if k.startswith(OBS_IMAGES))
-                problems.append(f"{key} (the robot's cameras are {cameras})")
+                problems.append(f"the policy needs {key}, the robot's cameras are {cameras}")
         elif key == OBS_STATE:
             got = tuple(sent[key]["shape"]) if key in sent else None
             if got != tuple(feature.shape):
-                problems.append(f"{key} of shape {tuple(feature.shape)} (the robot sends {got})")
+                problems.append(f"the policy needs {key} of shape {tuple(feature.shape)}, the robot sends {got}")
         else:
-            problems.append(f"{key} (LeRobot's robot client only sends {OBS_STATE} and camera images)")
+            problems.append(
+                f"the policy needs {key}, which LeRobot's robot client never sends (only {OBS_STATE} and cameras)"
+            )
+    for key in sent:
+        if key.startswith(OBS_IMAGES) and key not in config.input_features:
+            problems.append(f"the robot sends {key}, which the policy does not take: drop that camera")
     if problems:
         return (
-            f"The robot's features do not match the inputs of {specs.pretrained_name_or_path!r}; the policy "
-            f"needs: {'; '.join(problems)}. Train on data recorded with this robot's features (for "
-            "docking_sim: hybrid-act-record --task docking_sim) or connect the robot the policy was trained for."
+            f"The robot's features do not match the inputs of {specs.pretrained_name_or_path!r}: "
+            f"{'; '.join(problems)}. Train on data recorded with this robot's features (for docking_sim: "
+            "hybrid-act-record --task docking_sim) or connect the robot the policy was trained for."
         )
     return None
 
