@@ -3,7 +3,9 @@
 Importing this package registers, with LeRobot's draccus registries:
 - the policy types ``hybrid_act_a``, ``hybrid_act_b``, ``hybrid_act_c`` (configs only; LeRobot imports
   ``modeling_hybrid_act`` / ``processor_hybrid_act`` lazily by naming convention);
-- the env types of ``lerobot_hybrid_act.envs`` (``aloha_fast``, ``docking``).
+- the env types of ``lerobot_hybrid_act.envs`` (``aloha_fast``, ``docking``);
+- the robot types of ``lerobot_hybrid_act.robots`` (``docking_sim``, ``aloha_sim``), simulated robots for ``lerobot-rollout``
+  and async inference.
 
 Keep this import cheap: no torch models, MuJoCo or gym_aloha at import time.
 """
@@ -15,5 +17,6 @@ from .configuration_hybrid_act import (
     HybridActConfig,
 )
 from . import envs  # noqa: F401  (registers env types)
+from . import robots  # noqa: F401  (registers robot types)
 
 __all__ = ["HybridActConfig", "HybridActAConfig", "HybridActBConfig", "HybridActCConfig"]

@@ -41,6 +41,10 @@ TASKS: dict[str, str] = {
     "aloha_transfer_cube": "lerobot_hybrid_act.aloha.recording:AlohaTransferCubeRecorder",
     "aloha_insertion": "lerobot_hybrid_act.aloha.recording:AlohaInsertionRecorder",
     "docking": "lerobot_hybrid_act.docking.recording:DockingRecorder",
+    # the same demos in the feature layout of the robot types docking_sim / aloha_sim (lerobot-rollout, async)
+    "docking_sim": "lerobot_hybrid_act.robots.docking_sim:DockingSimRecorder",
+    "aloha_sim_transfer_cube": "lerobot_hybrid_act.robots.aloha_sim:AlohaSimTransferCubeRecorder",
+    "aloha_sim_insertion": "lerobot_hybrid_act.robots.aloha_sim:AlohaSimInsertionRecorder",
 }
 
 # LeRobot's eval seeds: `lerobot-eval --seed` defaults to 1000, episode i uses seed + i.
