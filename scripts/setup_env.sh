@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment at ${VENV:-.venv} with Python >= 3.12 and install
-# the plugin editable with its test extra (pytest + the [ablation] extra). Idempotent: a second run only checks that it is installed.
+# the plugin editable with its test extra (pytest and the [ablation] extra, so the whole suite runs).
+# Idempotent: a second run only checks that it is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
