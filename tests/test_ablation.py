@@ -427,7 +427,7 @@ def test_report_names_the_hardware_the_runs_trained_on(tmp_path):
         tmp_path / "README.md").read_text()
     (tmp_path / "runs" / f"{runs[1]['name']}.json").write_text(json.dumps(runs[1] | {"hardware": intel}))
     write_report(tmp_path, SMOKE, command="c")
-    assert "(AMD EPYC), torch 2.11.0, GPU: False (1 runs); 2 CPU cores (Intel Xeon)" in (
+    assert "(AMD EPYC), torch 2.11.0, GPU: False (1 run); 2 CPU cores (Intel Xeon), torch 2.11.0, GPU: False (1 run)" in (
         tmp_path / "README.md").read_text()
 
 

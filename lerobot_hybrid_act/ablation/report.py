@@ -603,6 +603,7 @@ def write_report(out, profile, command: str = "") -> list[Path]:
     present = [r["name"] for r in runs]
     groups = aggregate(runs)
     hws = run_hardware(runs)
+    n_on = [sum(r.get("hardware") == hw for r in runs) for hw in hws]
     label = f"profile '{profile.name}'" + (" (QUICK: 1 seed, short training; not the final answer)"
                                           if profile.name == "quick" else "")
     res = {
@@ -622,8 +623,8 @@ def write_report(out, profile, command: str = "") -> list[Path]:
     head = (f"Profile **{profile.name}** — {profile.description}.\n\n"
             f"Command: `{command}`. Hardware: "
             + "; ".join(f"{hw['nproc']} CPU cores ({hw['cpu_model']}), torch {hw['torch']}, GPU: {hw['gpu']}"
-                        + (f" ({sum(r.get('hardware') == hw for r in runs)} runs)" if len(hws) > 1 else "")
-                        for hw in hws)
+                        + (f" ({n} run{'s' * (n != 1)})" if len(hws) > 1 else "")
+                        for hw, n in zip(hws, n_on))
             + ", 1 intra-op thread per process. "
             f"Sum of run wall times: {sum(r.get('run_wall_s', 0) for r in runs) / 60:.0f} min "
             f"(datasets recorded once, not included; one process per run with one intra-op thread, at most one "
