@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) the project's virtual environment at ${VENV:-.venv} with Python >= 3.12 and install
-# the plugin editable with its test extras. Idempotent: a second run only checks that it is installed.
+# the plugin editable with its test extra (pytest and the [ablation] extra, so the whole suite runs).
+# Idempotent: a second run only checks that it is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -51,7 +52,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 if ! "$VENV/bin/python" -c 'import lerobot_policy_hybrid_act, pytest, matplotlib' >/dev/null 2>&1; then
-    echo "[setup] installing lerobot_policy_hybrid_act[test] (pulls lerobot[training,aloha,diffusion]==0.6.x, torch)"
+    echo "[setup] installing lerobot_policy_hybrid_act[test] (pulls lerobot[training,aloha,diffusion]==0.6.x, torch; the test extra includes [ablation], i.e. matplotlib)"
     # (grep drops pip's warnings about this machine's unused local index paths; pipefail keeps pip's status)
     "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
     "$VENV/bin/python" -m pip install --quiet -e ".[test]" 2>&1 | { grep -v "^WARNING: Location" || true; }

@@ -17,6 +17,7 @@ from lerobot.processor import NormalizerProcessorStep
 from lerobot.utils.constants import OBS_ENV_STATE
 
 from lerobot_hybrid_act.ablation import metrics as M
+from lerobot_hybrid_act.ablation.cli import main as ablation_main
 from lerobot_hybrid_act.ablation.profiles import (
     FULL, PROFILES, QUICK, SMOKE, VARIANTS, get_profile, policy_type, run_name,
 )
@@ -24,7 +25,7 @@ from lerobot_hybrid_act.ablation.report import (
     _plot_n,
     aggregate,
     coverage_table,
-    splice_readme,
+    run_hardware,
     stability_table,
     superseded_table,
     write_report,
@@ -373,11 +374,11 @@ def test_report_on_fabricated_runs(tmp_path):
     (out / "runs" / "broken.json").write_text("{not json")  # a run being written: ignored
     paths = write_report(out, SMOKE, command="hybrid-act-ablation --profile smoke")
     names = {p.name for p in paths}
-    assert {"results.json", "results.md", "README_section.md", "success.png", "smoothness.png",
+    assert {"results.json", "README.md", "success.png", "smoothness.png",
             "docking_routes.png", "z_scatter.png"} <= names
     assert "success_vs_demos.png" not in names  # one demo count: nothing to plot against
     res = json.loads((out / "results.json").read_text())
-    assert res["profile"] == "smoke" and res["hardware"]["nproc"] >= 1
+    assert res["profile"] == "smoke" and res["hardware"][0]["nproc"] >= 1
     assert res["runs_missing"] == []  # smoke plans act + C at seed 1; both present
     # a run file trained with other settings of the profile is not counted, and the report says so
     stale = _fake_run("act", 6, 1, 3, stochastic=False)
@@ -385,7 +386,7 @@ def test_report_on_fabricated_runs(tmp_path):
     (out / "runs" / f"{stale['name']}.json").write_text(json.dumps(stale))
     write_report(out, SMOKE, command="c")
     res2 = json.loads((out / "results.json").read_text())
-    assert res2["runs_missing"] == [stale["name"]] and "Not counted: 1 run file" in (out / "results.md").read_text()
+    assert res2["runs_missing"] == [stale["name"]] and "Not counted: 1 run file" in (out / "README.md").read_text()
     (out / "runs" / f"{stale['name']}.json").write_text(json.dumps(runs[0]))
     (out / "stale").mkdir()
     (out / "stale" / f"{stale['name']}.123.json").write_text(json.dumps(stale))
@@ -400,12 +401,14 @@ def test_report_on_fabricated_runs(tmp_path):
     assert c["chunk_mse"]["mean"] == pytest.approx(1.7) and c["chunk_mse"]["ci_over"] == "seeds"
     a = next(g for g in res["groups"] if g["policy"] == "act")
     assert a["best_of_k_mse"] is None and a["chunk_mse"]["ci_over"] == "items"
-    md = (out / "results.md").read_text()
+    md = (out / "README.md").read_text()
     assert "| hybrid_act_c | 80% (16/20;" in md and "profile 'smoke'" in md
     assert "; per seed 70/90% |" in md and "| act | 30% (3/10; 11–60) |" in md  # seed spread only with >1 seed
     assert "| docking | 6 | hybrid_act_c | 1, 2 | 0.020 [0.010, 0.030] | 0.200 [0.200, 0.200] |" in md  # z usage
-    sec = (out / "README_section.md").read_text()
-    assert "hybrid-act-ablation --profile smoke" in sec and "CPU cores" in sec
+    assert "hybrid-act-ablation --profile smoke" in md and "CPU cores" in md and "- **chunk_mse**: MSE of" in md
+    # the page lives beside its plots: every image it shows is a file next to it
+    images = [line[line.index("](") + 2:-1] for line in md.splitlines() if line.startswith("![")]
+    assert "success.png" in images and all((out / name).is_file() for name in images)
     # aggregate is pure: same groups from the same runs
     assert len(aggregate(runs)) == 2
     # a second demo count adds the sample-efficiency plot; per-task plots stay on the profile's main demo count
@@ -432,25 +435,37 @@ def test_report_with_no_runs(tmp_path):
     paths = write_report(tmp_path, QUICK, command="x")
     res = json.loads((tmp_path / "results.json").read_text())
     assert res["groups"] == [] and len(res["runs_missing"]) == len(QUICK.runs())
-    md = (tmp_path / "results.md").read_text()
+    md = (tmp_path / "README.md").read_text()
     assert "no finished runs" in md and "Runs finished: 0/7" in md
     assert all(p.exists() for p in paths)
 
 
-def test_splice_readme_replaces_only_the_marked_block(tmp_path):
-    write_report(tmp_path, QUICK, command="x")
-    readme = tmp_path / "README.md"
-    readme.write_text("# T\nkeep\n<!-- ablation:quick start -->\nold numbers\n<!-- ablation:quick end -->\ntail\n"
-                      "<!-- ablation:metrics start -->\nold defs\n<!-- ablation:metrics end -->\n")
-    splice_readme(readme, tmp_path, "quick")
-    text = readme.read_text()
-    assert "old numbers" not in text and "Runs finished: 0/7" in text
-    assert "old defs" not in text and "- **chunk_mse**: MSE of the predicted chunk" in text
-    assert text.startswith("# T\nkeep\n") and "<!-- ablation:quick end -->\ntail\n" in text
-    splice_readme(readme, tmp_path, "quick")  # idempotent
-    assert readme.read_text() == text
-    with pytest.raises(ValueError, match="ablation:full start"):
-        splice_readme(readme, tmp_path, "full")
+def test_report_names_the_hardware_the_runs_trained_on(tmp_path):
+    """A report regenerated on another machine still states where its runs trained (their run files say so)."""
+    (tmp_path / "runs").mkdir()
+    amd = {"nproc": 2, "cpu_model": "AMD EPYC", "torch": "2.11.0", "gpu": False}
+    intel = {**amd, "cpu_model": "Intel Xeon"}
+    runs = [_fake_run("act", 6, 1, 3) | {"hardware": amd}, _fake_run("hybrid_act_c", 6, 1, 7) | {"hardware": amd}]
+    assert run_hardware(runs) == [amd]
+    assert run_hardware(runs + [runs[0] | {"hardware": intel}]) == [amd, intel]
+    assert run_hardware([_fake_run("act", 6, 1, 3)])[0]["nproc"] >= 1  # no record: this machine
+    for r in runs:
+        (tmp_path / "runs" / f"{r['name']}.json").write_text(json.dumps(r))
+    write_report(tmp_path, SMOKE, command="c")
+    assert "Hardware: 2 CPU cores (AMD EPYC), torch 2.11.0, GPU: False, 1 intra-op thread" in (
+        tmp_path / "README.md").read_text()
+    (tmp_path / "runs" / f"{runs[1]['name']}.json").write_text(json.dumps(runs[1] | {"hardware": intel}))
+    write_report(tmp_path, SMOKE, command="c")
+    assert "(AMD EPYC), torch 2.11.0, GPU: False (1 run); 2 CPU cores (Intel Xeon), torch 2.11.0, GPU: False (1 run)" in (
+        tmp_path / "README.md").read_text()
+
+
+def test_ablation_cli_asks_for_the_extra_without_matplotlib(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in an install without the [ablation] extra
+    with pytest.raises(SystemExit) as e:
+        ablation_main(["--profile", "smoke", "--out", "unused", "--report-only"])
+    assert e.value.code == 2
+    assert 'pip install "lerobot_policy_hybrid_act[ablation]"' in capsys.readouterr().err
 
 
 def test_coverage_table_marks_each_finished_seed():
@@ -485,7 +500,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert "same_route_held_z" in run["metrics"]["routes"]
     zu = run["metrics"]["latent"]["z_usage"]
     assert zu["from_z"]["n"] == zu["from_noise"]["n"] == SMOKE.fidelity_obs and zu["from_noise"]["mean"] > 0
-    assert "Does `hybrid_act_c`'s denoiser use z?" in (out / "results.md").read_text()
+    assert "Does `hybrid_act_c`'s denoiser use z?" in (out / "README.md").read_text()
     assert run["eval_hold"]["n"] == SMOKE.eval_episodes and run["eval_hold"]["flags"] == ["--policy.z_mode=hold"]
     assert "z_mode=hold" in (out / "logs" / f"{run['name']}.eval_hold.log").read_text()
     act = json.loads((out / "runs" / f"{run_name('docking', 'act', 6, 1)}.json").read_text())
@@ -496,7 +511,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert all(c["eval"]["n"] == c["eval_ensemble"]["n"] == SMOKE.eval_episodes for c in act["late_checkpoints"])
     assert act["late_checkpoints"][-1]["eval"]["successes"] == act["eval"]["successes"]
     assert sorted(d.name for d in (Path(act["checkpoint"]).parents[1]).iterdir()) == ["000020", "last"]
-    assert "Ensembling stability" in (out / "results.md").read_text() and (out / "checkpoint_stability.png").is_file()
+    assert "Ensembling stability" in (out / "README.md").read_text() and (out / "checkpoint_stability.png").is_file()
     # The in-process metrics (collisions, routes, smoothness) roll out the same policy on the same env as
     # lerobot-eval: act (z = 0, no dropout at eval) is deterministic, so on lerobot-eval's seeds the episodes match.
     policy, pre, post = M.load_checkpoint(Path(act["checkpoint"]))

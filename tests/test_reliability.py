@@ -1,4 +1,4 @@
-"""Reliability, in-process: the bad-input catalogue (README "Bad input") and determinism.
+"""Reliability, in-process: the bad-input catalogue (docs/bad-input.md) and determinism.
 
 Each bad input is one test asserting the error type AND that the message names the problem. Resume, atomic
 checkpoints and multi-process training (lerobot-train subprocesses) are in test_train_reliability.py.

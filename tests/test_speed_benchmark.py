@@ -39,5 +39,5 @@ def test_speed_benchmark_quick(tmp_path):
     assert [row["num_inference_steps"] for row in fid["rows"]] == sorted({1, 2, 4, 8, 10, 16, 32, fid["default_steps"]})
     assert all(row["mse_to_data"] > 0 and row["mse_to_ref"] >= 0 for row in fid["rows"])
     assert plot.stat().st_size > 0
-    # The printed table is the README's "## Speed" table format.
+    # The printed table is the format of the table in docs/speed.md.
     assert "| `hybrid_act_c` |" in proc.stdout and "DDIM steps" in proc.stdout

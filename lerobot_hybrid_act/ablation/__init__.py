@@ -5,6 +5,6 @@
   (task, policy, n_demos, train seed) ``lerobot-train`` -> ``lerobot-eval`` (with and without temporal
   ensembling) -> in-process extra metrics; one JSON per finished run (resumable);
 - ``metrics``: metric definitions (pure functions) and the in-process evaluation of a checkpoint;
-- ``report``: results.json / results.md / PNG plots / README section from the run files;
+- ``report``: ``<out>/results.json``, PNG plots and ``<out>/README.md`` from the run files;
 - ``cli``: the console script.
 """

@@ -2,7 +2,7 @@
 
     hybrid-act-ablation --profile quick --out results/quick          # <= 30 min on 2 CPU cores
     nohup hybrid-act-ablation --profile full --out results/full > full.log 2>&1 &   # hours; resumable
-    hybrid-act-ablation --profile full --out results/full --report-only --readme README.md  # re-aggregate
+    hybrid-act-ablation --profile full --out results/full --report-only   # re-aggregate into results/full/README.md
 
 A run uses one core. ``--jobs N`` runs N at a time (each in its own process, handed out in profile order);
 ``--only`` restricts a profile to some runs (exact run names, or parts of names such as ``docking__``):
@@ -13,6 +13,7 @@ A run uses one core. ``--jobs N`` runs N at a time (each in its own process, han
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import shlex
 import sys
 import time
@@ -31,12 +32,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time, one process and one core each")
     p.add_argument("--report-only", action="store_true", help="only aggregate existing run files")
     p.add_argument("--no-report", action="store_true", help=argparse.SUPPRESS)  # workers of --jobs
-    p.add_argument("--readme", default=None, help="also write the report into this README between the markers "
-                   "<!-- ablation:<profile> start --> and <!-- ablation:<profile> end -->")
     p.add_argument("--force", action="store_true", help="run a profile marked not runnable here (gpu)")
     a = p.parse_args(argv)
     if a.jobs < 1:
         p.error(f"--jobs must be >= 1, got {a.jobs}")
+    if importlib.util.find_spec("matplotlib") is None:  # checked first: the report's plots come after hours of runs
+        p.error('the ablation report draws plots with matplotlib, which the plugin alone does not install: '
+                'pip install "lerobot_policy_hybrid_act[ablation]"')
     prof = get_profile(a.profile)
     if a.only:
         from .runner import select_runs
@@ -74,11 +76,6 @@ def main(argv: list[str] | None = None) -> int:
     from .report import write_report
 
     paths = write_report(out, prof, command=command)
-    if a.readme:
-        from .report import splice_readme
-
-        splice_readme(Path(a.readme), out, prof.name)
-        paths.append(Path(a.readme))
     print(f"report: {', '.join(str(x) for x in paths)} ({time.perf_counter() - t0:.0f}s)")
     return 0
 
