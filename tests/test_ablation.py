@@ -496,8 +496,9 @@ def test_smoke_profile_end_to_end(tmp_path):
         assert g["success"]["n"] == SMOKE.eval_episodes and g["seeds"] == [1]
         assert g["chunk_mse"]["mean"] is not None and g["ms_per_chunk"]["mean"] > 0
     run = json.loads((out / "runs" / f"{run_name('docking', 'hybrid_act_c', 6, 1)}.json").read_text())
-    assert run["metrics"]["latent"]["kl"]["latent_dim"] == 8
+    assert run["metrics"]["latent"]["kl"]["latent_dim"] == 1 + 8  # KL terms: the mode code + 8 style dims
     assert "same_route_held_z" in run["metrics"]["routes"]
+    assert run["metrics"]["routes"]["follows_posterior_z_n"] == 2 * SMOKE.route_starts  # both routes per start
     zu = run["metrics"]["latent"]["z_usage"]
     assert zu["from_z"]["n"] == zu["from_noise"]["n"] == SMOKE.fidelity_obs and zu["from_noise"]["mean"] > 0
     assert "Does `hybrid_act_c`'s denoiser use z?" in (out / "README.md").read_text()
