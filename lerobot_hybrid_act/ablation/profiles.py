@@ -28,7 +28,9 @@ HYBRID = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
 # hybrid_act_c_mixture: C with the mixture-of-Gaussians prior instead of its default categorical mode code (the
 # modes_prior profile compares the two on paired docking, as benchmarks/two_mode_toy.py does on the toy).
 VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01")),
-            "hybrid_act_c_mixture": ("hybrid_act_c", ("--policy.latent_prior=mixture",))}
+            "hybrid_act_c_mixture": ("hybrid_act_c", ("--policy.latent_prior=mixture",)),
+            "hybrid_act_c_kl001": ("hybrid_act_c", ("--policy.kl_weight=0.01",)),
+            "hybrid_act_c_gaussian_kl001": ("hybrid_act_c", ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01"))}
 
 
 def policy_type(label: str) -> str:
@@ -277,7 +279,7 @@ MODES_PRIOR = replace(
         "1000+), with the sampler-steps sweep: the choice of C's defaults"
     ),
     tasks=(replace(DOCKING_MODES, eval_seed=3000),), policies=("hybrid_act_c",), task_policies={},
-    variant_policies={"docking": ("hybrid_act_c_mixture",)},
+    variant_policies={"docking": ("hybrid_act_c_mixture", "hybrid_act_c_kl001", "hybrid_act_c_gaussian_kl001")},
     steps={"docking": 5000}, main_n_demos={"docking": 50}, extra_n_demos={}, seeds=(1,),
 )
 
