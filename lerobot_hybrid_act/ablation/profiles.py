@@ -30,6 +30,7 @@ HYBRID = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
 VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01")),
             "hybrid_act_c_mixture": ("hybrid_act_c", ("--policy.latent_prior=mixture",)),
             "hybrid_act_c_kl001": ("hybrid_act_c", ("--policy.kl_weight=0.01",)),
+            "hybrid_act_c_mixture_kl001": ("hybrid_act_c", ("--policy.latent_prior=mixture", "--policy.kl_weight=0.01")),
             "hybrid_act_c_gaussian_kl001": ("hybrid_act_c", ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01"))}
 
 
@@ -279,7 +280,8 @@ MODES_PRIOR = replace(
         "1000+), with the sampler-steps sweep: the choice of C's defaults"
     ),
     tasks=(replace(DOCKING_MODES, eval_seed=3000),), policies=("hybrid_act_c",), task_policies={},
-    variant_policies={"docking": ("hybrid_act_c_mixture", "hybrid_act_c_kl001", "hybrid_act_c_gaussian_kl001")},
+    variant_policies={"docking": ("hybrid_act_c_mixture", "hybrid_act_c_kl001", "hybrid_act_c_gaussian_kl001",
+                                  "hybrid_act_c_mixture_kl001")},
     steps={"docking": 5000}, main_n_demos={"docking": 50}, extra_n_demos={}, seeds=(1,),
 )
 
