@@ -31,7 +31,9 @@ VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0",
             "hybrid_act_c_mixture": ("hybrid_act_c", ("--policy.latent_prior=mixture",)),
             "hybrid_act_c_kl001": ("hybrid_act_c", ("--policy.kl_weight=0.01",)),
             "hybrid_act_c_mixture_kl001": ("hybrid_act_c", ("--policy.latent_prior=mixture", "--policy.kl_weight=0.01")),
-            "hybrid_act_c_gaussian_kl001": ("hybrid_act_c", ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01"))}
+            "hybrid_act_c_gaussian_kl001": ("hybrid_act_c", ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01")),
+            "hybrid_act_c_gaussian_kl001_ema": ("hybrid_act_c", ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01",
+                                                                 "--policy.ema_decay=0.999"))}
 
 
 def policy_type(label: str) -> str:
@@ -281,7 +283,7 @@ MODES_PRIOR = replace(
     ),
     tasks=(replace(DOCKING_MODES, eval_seed=3000),), policies=("hybrid_act_c",), task_policies={},
     variant_policies={"docking": ("hybrid_act_c_mixture", "hybrid_act_c_kl001", "hybrid_act_c_gaussian_kl001",
-                                  "hybrid_act_c_mixture_kl001")},
+                                  "hybrid_act_c_mixture_kl001", "hybrid_act_c_gaussian_kl001_ema")},
     steps={"docking": 5000}, main_n_demos={"docking": 50}, extra_n_demos={}, seeds=(1,),
 )
 
