@@ -28,7 +28,7 @@ PREDICTION_TYPES = ("epsilon", "sample")
 NOISE_SCHEDULERS = ("DDIM", "DDPM")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
-LATENT_PRIORS = ("categorical", "mixture", "gaussian")
+LATENT_PRIORS = ("gaussian", "categorical", "mixture")
 
 
 @dataclass
@@ -156,7 +156,7 @@ class HybridActConfig(PreTrainedConfig):
 
     latent_dim: int = 32
     n_vae_encoder_layers: int = 4
-    latent_prior: str = "categorical"
+    latent_prior: str = "gaussian"
     n_latent_modes: int = 4
 
     num_train_timesteps: int = 100
@@ -171,7 +171,7 @@ class HybridActConfig(PreTrainedConfig):
     clip_sample_range: float = 1.0
     recon_weight: float = 0.0
 
-    kl_weight: float = 0.1
+    kl_weight: float = 0.01
     kl_anneal: str = "none"
     kl_anneal_steps: int = 2000
     kl_free_bits: float = 0.05

@@ -26,6 +26,16 @@ from .profiles import POLICIES, VARIANTS
 POLICY_ORDER = (*POLICIES, *VARIANTS)
 COLORS = {"act": "tab:blue", "diffusion": "tab:gray", "hybrid_act_a": "tab:orange", "hybrid_act_b": "tab:green",
           "hybrid_act_c": "tab:red", "hybrid_act_c_recon": "tab:purple"}
+VARIANT_COLORS = ("tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "gold", "navy")
+
+
+def policy_color(label: str) -> str:
+    """A policy's plot colour; profile variants (``VARIANTS``) without their own get one from a fixed cycle."""
+    from .profiles import VARIANTS
+
+    if label in COLORS:
+        return COLORS[label]
+    return VARIANT_COLORS[sorted(VARIANTS).index(label) % len(VARIANT_COLORS)] if label in VARIANTS else "black"
 
 METRIC_DEFS = {
     "success": "success rate from lerobot-eval's per-episode `successes` (eval seeds 1000..), 95% Wilson CI; with "
@@ -424,7 +434,7 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str, main_n: d
                     errs[0].append(mean - ci[0] if ci else 0)
                     errs[1].append(ci[1] - mean if ci else 0)
                 ax.bar(xs + (j - 0.5) * 0.38, vals, 0.38, yerr=errs, capsize=2, hatch=hatch,
-                       color=[COLORS.get(g["policy"]) for g in main], edgecolor="k",
+                       color=[policy_color(g["policy"]) for g in main], edgecolor="k",
                        label="action queue" if mode == "queue" else "temporal ensembling")
             ax.set_xticks(xs, [g["policy"] for g in main], rotation=20, fontsize=7)
             ax.set_title(f"{task}: {m}", fontsize=9)
@@ -481,7 +491,7 @@ def plots(out: Path, groups: list[dict], runs: list[dict], label: str, main_n: d
                 for key, ls in (("eval", "-"), ("eval_ensemble", "--")):
                     pts = [(c["step"], c[key]["success_rate"]) for c in ck if key in c]
                     if pts:
-                        ax.plot(*zip(*pts), ls=ls, marker="o", color=COLORS.get(r["policy"]),
+                        ax.plot(*zip(*pts), ls=ls, marker="o", color=policy_color(r["policy"]),
                                 label=f"{r['policy']} s{r['seed']} n{r['n_demos']}" + (" ens." if ls == "--" else ""))
             ax.set_xlabel("training step")
             ax.set_ylabel("success rate")
@@ -532,7 +542,7 @@ def _success_vs_demos(plt, out: Path, groups: list[dict], tasks: list[str], labe
             x = [g["n_demos"] for g in gs]
             y = [g["success"]["rate"] for g in gs]
             ax.errorbar(x, y, yerr=list(zip(*(_wilson_err(g["success"]) for g in gs))), marker="o", capsize=3,
-                        label=p, color=COLORS.get(p))
+                        label=p, color=policy_color(p))
         ax.set_title(f"{task}")
         ax.set_xlabel("training demos")
         ax.set_ylabel("success (95% Wilson CI)")
@@ -568,7 +578,7 @@ def _success_bars(plt, out: Path, groups: list[dict], tasks: list[str], label: s
                 if not s:
                     continue
                 x = i + (j - 1) * width
-                ax.bar(x, s["rate"], width, color=COLORS.get(g["policy"]), hatch=hatch, edgecolor="k", lw=0.5,
+                ax.bar(x, s["rate"], width, color=policy_color(g["policy"]), hatch=hatch, edgecolor="k", lw=0.5,
                        yerr=[[e] for e in _wilson_err(s)], capsize=2)
                 ax.plot([x] * len(s["per_seed"]), s["per_seed"], "k.", ms=4)
         ax.set_xticks(range(len(tg)), [g["policy"] for g in tg], rotation=20, fontsize=7)
