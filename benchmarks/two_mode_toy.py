@@ -42,14 +42,18 @@ TINY = dict(
 )  # fmt: skip
 # Alternatives measured next to the defaults (label -> config overrides).
 ALTERNATIVES = {
-    "defaults (categorical code, kl 0.1)": {},
-    "mixture prior, kl 0.1": {"latent_prior": "mixture"},
-    "gaussian prior, kl 0.1": {"latent_prior": "gaussian"},
-    "categorical code, kl 1": {"kl_weight": 1.0},
-    "mixture prior, kl 1": {"latent_prior": "mixture", "kl_weight": 1.0},
+    "defaults": {},
+    "gaussian prior, kl 0.01": {"latent_prior": "gaussian", "kl_weight": 0.01},
+    "gaussian prior, kl 0.1": {"latent_prior": "gaussian", "kl_weight": 0.1},
     "gaussian prior, kl 1": {"latent_prior": "gaussian", "kl_weight": 1.0},
-    "categorical code, no reconstruction term": {"recon_weight": 0.0},
-    "categorical code, kl 0.1 annealed over 2000 steps": {"kl_anneal": "linear", "kl_anneal_steps": 2000},
+    "categorical code, kl 0.01": {"latent_prior": "categorical", "kl_weight": 0.01},
+    "categorical code, kl 0.1": {"latent_prior": "categorical", "kl_weight": 0.1},
+    "categorical code, kl 1": {"latent_prior": "categorical", "kl_weight": 1.0},
+    "mixture prior, kl 0.01": {"latent_prior": "mixture", "kl_weight": 0.01},
+    "mixture prior, kl 0.1": {"latent_prior": "mixture", "kl_weight": 0.1},
+    "gaussian prior, kl 0.01, no reconstruction term": {"latent_prior": "gaussian", "kl_weight": 0.01, "recon_weight": 0.0},
+    "categorical code, kl 0.1, annealed over 2000 steps": {"latent_prior": "categorical", "kl_weight": 0.1,
+                                                           "kl_anneal": "linear", "kl_anneal_steps": 2000},
     "old C defaults (gaussian, kl 1 annealed, no recon, leading)": {
         "latent_prior": "gaussian", "kl_weight": 1.0, "kl_anneal": "linear", "kl_anneal_steps": 2000,
         "recon_weight": 0.0, "timestep_spacing": "leading",

@@ -65,16 +65,17 @@ class HybridActConfig(PreTrainedConfig):
     Style latent (B and C):
         latent_dim: size of B's z = f(obs); for C, of the continuous style part u of z.
         n_vae_encoder_layers: C's posterior encoder (ACT's VAE encoder over [cls, obs summary, a_1..a_k]).
-        latent_prior: C's latent and prior. ``"categorical"`` (default): z = [one-hot mode code c of
-            ``n_latent_modes``, continuous style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and
-            straight-through sampling (discrete modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c).
-            ``"mixture"``: Gaussian posterior, prior a mixture of ``n_latent_modes`` Gaussians (one-sample KL).
-            ``"gaussian"``: one diagonal Gaussian prior (the design before issue 24). A single Gaussian over two
-            posterior clusters puts prior mass between them: on the two-mode toy (``benchmarks/two_mode_toy.py``,
-            3 seeds, kl_weight 0.1) a z held from it keeps one mode in 95% of decodes, from the code or the mixture
-            in 100%.
-            The code is the default: a prior draw is always one of the codes the decoder was trained on and its KL
-            is exact; the ``modes_prior`` ablation profile compares code and mixture on paired-route docking.
+        latent_prior: C's latent and prior. ``"gaussian"`` (default): diagonal Gaussian posterior q(z|a,obs) and
+            prior p(z|obs), exact KL. ``"categorical"``: z = [one-hot mode code c of ``n_latent_modes``, continuous
+            style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and straight-through sampling (discrete
+            modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c). ``"mixture"``: Gaussian posterior, prior
+            a mixture of ``n_latent_modes`` Gaussians (one-sample KL estimate). On the two-mode toy
+            (``benchmarks/two_mode_toy.py``) the code and the mixture keep a held z in one mode in 100% of decodes
+            and the Gaussian, which puts prior mass between its two posterior clusters, in 93-95%. On paired-route
+            docking (``modes_prior`` ablation profile, one seed) only the Gaussian's z carried the route (a rollout
+            with the posterior z of a route takes it 7 times in 10; chunk spread from z 0.020 against 0.004 for
+            the others): the code fell onto one code for both routes and the mixture's z went unused. Hence the
+            Gaussian default; the two others stay for tasks whose modes are visible in most of the data.
         n_latent_modes: codes (categorical) or mixture components: more than the modes a task is expected to have
             (unused codes get no prior mass).
 
@@ -97,13 +98,13 @@ class HybridActConfig(PreTrainedConfig):
             the modes).
 
     KL (C only): ``loss = diffusion MSE + recon_weight * recon + beta(step) * sum_terms max(KL_term, floor)``.
-        kl_weight: beta's final value. 0.1: at 1.0 the KL keeps the posterior close to the prior, training decodes
-            codes that do not match the chunk and the decoder learns to distrust z (toy, code / mixture / Gaussian
-            prior: a held z keeps its mode in 78 / 76 / 76% of decodes at 1.0, 100 / 100 / 95% at 0.1). It must stay
-            > 0, or the prior p(z|obs) is never trained.
+        kl_weight: beta's final value, 0.01. The KL pulls the posterior towards the prior; too strong, and the z
+            the decoder sees in training is mostly noise, so it learns to ignore z (on the toy at 1.0 a held z keeps
+            its mode in 76-78% of decodes, at 0.1 in 95-100%; on paired docking at 0.1 every prior's z went unused,
+            at 0.01 the Gaussian's carried the route). It must stay > 0, or the prior p(z|obs) is never trained.
         kl_anneal, kl_anneal_steps: beta(step) = kl_weight * ramp(step), ramp 1 (``"none"``, the default: at
-            kl_weight 0.1 the toy needs no warm-up (a 2000-step warm-up gives the same 99-100%), and no schedule then
-            has to match the run's length), a linear
+            a small kl_weight the toy needs no warm-up (a 2000-step warm-up gives the same 99-100% at 0.1), and no
+            schedule then has to match the run's length), a linear
             warm-up over ``kl_anneal_steps`` (``"linear"``) or a sawtooth of that period (``"cyclic"``).
         kl_free_bits: nats per latent dimension (the code counts as one) below which a KL term is not penalised.
 
