@@ -269,7 +269,8 @@ def test_modes_profile_pairs_routes_and_keeps_shipped_defaults():
     assert [k for k, _, _ in eval_variants(MODES, "act")] == ["eval", "eval_ensemble"]
     # the design-choice profile never evaluates on the headline episodes
     assert MODES_PRIOR.tasks[0].eval_seed == MODES_PRIOR.tasks[0].sweep_seed == 3000
-    assert [r["policy"] for r in MODES_PRIOR.runs()][:2] == ["hybrid_act_c", "hybrid_act_c_mixture"]
+    assert [r["policy"] for r in MODES_PRIOR.runs()][:2] == ["hybrid_act_c_categorical", "hybrid_act_c_mixture"]
+    assert all(any(f.startswith("--policy.latent_prior=") for f in VARIANTS[r["policy"]][1]) for r in MODES_PRIOR.runs())
 
 
 def test_backfill_adds_only_missing_evals_and_z_usage(tmp_path, monkeypatch):

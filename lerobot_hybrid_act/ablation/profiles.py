@@ -25,15 +25,17 @@ HYBRID = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
 # hybrid_act_c_recon: C with the reconstruction term. With C's defaults the denoiser ignores z on docking (the full
 # profile's z-usage table); benchmarks/latent_usage.py found that recon_weight=1 with kl_weight=0.01 makes z pick
 # the route (the README's "Does C use z?"), judged on seeds disjoint from lerobot-eval's.
-# hybrid_act_c_mixture: C with the mixture-of-Gaussians prior instead of its default categorical mode code (the
-# modes_prior profile compares the two on paired docking, as benchmarks/two_mode_toy.py does on the toy).
+# The modes_prior variants: C's latent prior and KL weight named explicitly (they were chosen between on paired
+# docking, docs/latent-modes.md), so that a run keeps its meaning when C's defaults change.
+_C_LATENTS = {
+    "categorical": ("--policy.latent_prior=categorical", "--policy.kl_weight=0.1"),
+    "mixture": ("--policy.latent_prior=mixture", "--policy.kl_weight=0.1"),
+    "mixture_kl001": ("--policy.latent_prior=mixture", "--policy.kl_weight=0.01"),
+    "gaussian_kl001": ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01"),
+    "gaussian_kl001_ema": ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01", "--policy.ema_decay=0.999"),
+}
 VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01")),
-            "hybrid_act_c_mixture": ("hybrid_act_c", ("--policy.latent_prior=mixture",)),
-            "hybrid_act_c_kl001": ("hybrid_act_c", ("--policy.kl_weight=0.01",)),
-            "hybrid_act_c_mixture_kl001": ("hybrid_act_c", ("--policy.latent_prior=mixture", "--policy.kl_weight=0.01")),
-            "hybrid_act_c_gaussian_kl001": ("hybrid_act_c", ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01")),
-            "hybrid_act_c_gaussian_kl001_ema": ("hybrid_act_c", ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01",
-                                                                 "--policy.ema_decay=0.999"))}
+            **{f"hybrid_act_c_{k}": ("hybrid_act_c", flags) for k, flags in _C_LATENTS.items()}}
 
 
 def policy_type(label: str) -> str:
@@ -273,17 +275,16 @@ MODES = Profile(
 )
 
 # The design choice behind C's defaults, made before MODES trains C and on episodes MODES never evaluates (3000+):
-# categorical mode code vs mixture prior, and the sampler steps (1, 2, 4, 8), on paired docking, one training seed.
+# C's latent prior and KL weight, and the sampler steps (1, 2, 4, 8), on paired docking, one training seed.
 MODES_PRIOR = replace(
     MODES, name="modes_prior",
     description=(
-        "MODES_PRIOR profile: hybrid_act_c with its categorical mode code vs a mixture-of-Gaussians prior on paired "
-        "docking (50 layouts x 2 routes, 5000 steps, 1 seed), evaluated on episodes 3000+ (disjoint from MODES' "
-        "1000+), with the sampler-steps sweep: the choice of C's defaults"
+        "MODES_PRIOR profile: hybrid_act_c's latent prior (categorical code, mixture, Gaussian) and KL weight on "
+        "paired docking (50 layouts x 2 routes, 5000 steps, 1 seed), evaluated on episodes 3000+ (disjoint from "
+        "MODES' 1000+), with the sampler-steps sweep: the choice of C's defaults"
     ),
-    tasks=(replace(DOCKING_MODES, eval_seed=3000),), policies=("hybrid_act_c",), task_policies={},
-    variant_policies={"docking": ("hybrid_act_c_mixture", "hybrid_act_c_kl001", "hybrid_act_c_gaussian_kl001",
-                                  "hybrid_act_c_mixture_kl001", "hybrid_act_c_gaussian_kl001_ema")},
+    tasks=(replace(DOCKING_MODES, eval_seed=3000),), policies=(), task_policies={},
+    variant_policies={"docking": tuple(f"hybrid_act_c_{k}" for k in _C_LATENTS)},
     steps={"docking": 5000}, main_n_demos={"docking": 50}, extra_n_demos={}, seeds=(1,),
 )
 
