@@ -50,6 +50,7 @@ import numpy as np
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SCHEMES = ("plain", "ensemble", "rtc")
+COLORS = {"plain": "tab:blue", "ensemble": "tab:green", "rtc": "tab:orange"}
 FIRST_SEED = 2000
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -90,7 +91,7 @@ def run_episodes(policy, pre, post, scheme: str, delay: int, seeds: list[int], t
     ensembler = ACTTemporalEnsembler(te_coeff, chunk_size - delay)
     done = [False] * len(envs)
     actions: list[list[np.ndarray]] = [[] for _ in envs]
-    success = [False] * len(envs)
+    success, collision = [False] * len(envs), [False] * len(envs)
     chunk = executed = None
     prefix_diff = []
 
@@ -118,12 +119,12 @@ def run_episodes(policy, pre, post, scheme: str, delay: int, seeds: list[int], t
             actions[i].append(step_actions[i])
             current[i], _, terminated, truncated, info = env.step(step_actions[i])
             if terminated or truncated:
-                done[i], success[i] = True, bool(info["is_success"])
+                done[i], success[i], collision[i] = True, bool(info["is_success"]), bool(info["collision"])
         history.append(list(current))
         t += 1
     for env in envs:
         env.close()
-    return {"success": success, "actions": [np.asarray(a) for a in actions],
+    return {"success": success, "collision": collision, "actions": [np.asarray(a) for a in actions],
             "rtc_prefix_max_abs_diff": max(prefix_diff) if prefix_diff else None}  # fmt: skip
 
 
@@ -146,6 +147,8 @@ def summarize(episodes: dict, scheme: str, chunk_len: int) -> dict:
         "successes": k,
         "success_rate": k / n,
         "success_ci95": list(wilson_interval(k, n)),
+        "collision_rate": float(np.mean(episodes["collision"])),
+        "mean_steps": float(np.mean([len(a) for a in episodes["actions"]])),
         "boundary_ratio": mean_ci("boundary_ratio"),
         "jerk_rms": mean_ci("jerk_rms"),
         "mean_step": mean_ci("mean_step"),
@@ -178,7 +181,7 @@ def rtc_cost(policy, pre, seed: int, delay: int, calls: int) -> dict:
             "threads": torch.get_num_threads()}  # fmt: skip
 
 
-def plot(rows: list[dict], delays: list[int], path: Path) -> None:
+def plot(rows: list[dict], delays: list[int], n_checkpoints: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -189,16 +192,17 @@ def plot(rows: list[dict], delays: list[int], path: Path) -> None:
         mine = [r for r in rows if r["scheme"] == scheme]
         rate = np.array([r["success_rate"] for r in mine])
         ci = np.array([r["success_ci95"] for r in mine])
-        ax_s.errorbar(delays, rate, yerr=[rate - ci[:, 0], ci[:, 1] - rate], marker="o", capsize=3, label=scheme)
+        ax_s.errorbar(delays, rate, yerr=[rate - ci[:, 0], ci[:, 1] - rate], marker="o", capsize=3, label=scheme,
+                     color=COLORS[scheme])  # fmt: skip
         if scheme != "ensemble":  # every step starts a new chunk: no boundaries
             ratio = np.array([r["boundary_ratio"]["mean"] or np.nan for r in mine], dtype=float)
-            ax_b.plot(delays, ratio, marker="o", label=scheme)
+            ax_b.plot(delays, ratio, marker="o", label=scheme, color=COLORS[scheme])
     ax_s.set(xlabel="inference delay (control steps)", ylabel="success rate (95% Wilson)", ylim=(0, 1.05))
     ax_b.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax_b.set(xlabel="inference delay (control steps)", ylabel="chunk-boundary jump ratio")
     ax_s.legend()
     ax_b.legend()
-    fig.suptitle("docking: chunk execution under inference delay (pooled over checkpoints)")
+    fig.suptitle(f"docking: chunk execution under inference delay ({n_checkpoints} checkpoint(s) pooled)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -210,12 +214,12 @@ def table(rows: list[dict]) -> str:
             return "-"
         return f"{stat['mean']:.2f} [{stat['ci95'][0]:.2f}, {stat['ci95'][1]:.2f}]"
 
-    lines = ["| scheme | delay d | success (95% CI) | boundary jump ratio (95% CI) | jerk RMS (95% CI) |",
-             "|---|---:|---|---|---|"]  # fmt: skip
+    lines = ["| scheme | delay d | success (95% CI) | collisions | boundary jump ratio (95% CI) | jerk RMS (95% CI) |",
+             "|---|---:|---|---:|---|---|"]  # fmt: skip
     for r in rows:
         lo, hi = r["success_ci95"]
         lines.append(f"| {r['scheme']} | {r['delay']} | {r['successes']}/{r['episodes']} = {r['success_rate']:.2f} "
-                     f"[{lo:.2f}, {hi:.2f}] | {fmt(r['boundary_ratio'])} | {fmt(r['jerk_rms'])} |")  # fmt: skip
+                     f"[{lo:.2f}, {hi:.2f}] | {r['collision_rate']:.2f} | {fmt(r['boundary_ratio'])} | {fmt(r['jerk_rms'])} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -266,8 +270,10 @@ def main(argv: list[str] | None = None) -> None:
                 row = {"checkpoint": str(path), "scheme": scheme, "delay": delay,
                        **summarize(episodes, scheme, cfg.n_action_steps)}  # fmt: skip
                 per_checkpoint.append(row)
-                pooled = pooled_episodes.setdefault((scheme, delay), {"success": [], "actions": [], "diff": []})
+                pooled = pooled_episodes.setdefault((scheme, delay), {"success": [], "collision": [], "actions": [],
+                                                                       "diff": []})  # fmt: skip
                 pooled["success"] += episodes["success"]
+                pooled["collision"] += episodes["collision"]
                 pooled["actions"] += episodes["actions"]
                 if episodes["rtc_prefix_max_abs_diff"] is not None:
                     pooled["diff"].append(episodes["rtc_prefix_max_abs_diff"])
@@ -278,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for (scheme, delay), ep in pooled_episodes.items():
-        ep = {"success": ep["success"], "actions": ep["actions"],
+        ep = {"success": ep["success"], "collision": ep["collision"], "actions": ep["actions"],
               "rtc_prefix_max_abs_diff": max(ep["diff"]) if ep["diff"] else None}  # fmt: skip
         rows.append({"checkpoint": "pooled", "scheme": scheme, "delay": delay, **summarize(ep, scheme, cfg.n_action_steps)})
     result = {
@@ -298,7 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
-    plot(rows, a.delays, a.plot or a.out.with_suffix(".png"))
+    plot(rows, a.delays, len(a.checkpoint), a.plot or a.out.with_suffix(".png"))
     print(f"\ndocking, {len(a.checkpoint)} checkpoint(s) x {a.episodes} episodes (seeds {seeds[0]}-{seeds[-1]}), "
           f"chunk_size {cfg.chunk_size}, n_action_steps {cfg.n_action_steps}, RTC execution_horizon {horizon}\n")  # fmt: skip
     print(table(rows))
