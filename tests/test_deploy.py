@@ -1,6 +1,6 @@
 """Deployment end to end on the simulated robot `docking_sim`, through LeRobot's own tools: a tiny
-hybrid_act_c trained with lerobot-train on a `docking_sim` recording, then run by `lerobot-rollout` and by
-LeRobot's async robot client against `hybrid-act-policy-server` (on 127.0.0.1 only)."""
+hybrid_act_c trained with lerobot-train on a `docking_sim` recording, then run by `lerobot-rollout` (sync and
+real-time chunking) and by LeRobot's async robot client against `hybrid-act-policy-server` (on 127.0.0.1 only)."""
 
 import json
 import os
