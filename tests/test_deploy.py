@@ -161,9 +161,10 @@ def test_lerobot_rollout_rtc_inpaints_the_previous_chunk(policy_path, tmp_path):
                   "--inference.rtc.prefix_attention_schedule=ONES", f"--inference.rtc.execution_horizon={chunk_size}",
                   f"--robot.action_log={actions_log}")  # fmt: skip
     assert "RTC inference thread started" in out and "RTC inference error" not in out
-    check_episodes(read_episodes(tmp_path / "rtc.jsonl"))
+    episodes = read_episodes(tmp_path / "rtc.jsonl")
+    check_episodes(episodes)
     actions = np.array(read_actions(actions_log))
-    assert len(actions) >= 40
+    assert len(actions) >= sum(e["steps"] for e in episodes) and len(actions) >= 3 * chunk_size
     distinct = [a for i, a in enumerate(actions) if i == 0 or np.abs(actions[:i] - a).max(axis=1).min() > 1e-4]
     assert 2 <= len(distinct) <= chunk_size + 1, len(distinct)
 
