@@ -85,7 +85,7 @@ def run_episodes(policy, pre, post, scheme: str, delay: int, seeds: list[int], t
     chunk_size, n_steps = policy.config.chunk_size, policy.config.n_action_steps
     envs = [DockingEnv(episode_length=200, render_mode=None) for _ in seeds]
     current = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds, strict=True)]
-    history = [current]  # history[t]: the observations at step t (a finished episode keeps its last one)
+    history = [list(current)]  # history[t]: the observations at step t (a finished episode keeps its last one)
     policy.reset()  # a new style latent z for every episode (z_mode="hold")
     generator = torch.Generator().manual_seed(0)
     ensembler = ACTTemporalEnsembler(te_coeff, chunk_size - delay)
