@@ -301,6 +301,8 @@ def main(argv: list[str] | None = None) -> None:
         "pooled": rows,
         "per_checkpoint": per_checkpoint,
         "rtc_cost": costs,
+        "torch": torch.__version__,
+        "load_average_1min_at_end": os.getloadavg()[0],  # the machine's other jobs slow the timings
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
