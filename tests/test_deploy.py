@@ -1,9 +1,10 @@
 """Deployment end to end on the simulated robot `docking_sim`, through LeRobot's own tools: a tiny
-hybrid_act_c trained with lerobot-train on a `docking_sim` recording, then run by `lerobot-rollout` and by
-LeRobot's async robot client against `hybrid-act-policy-server` (on 127.0.0.1 only)."""
+hybrid_act_c trained with lerobot-train on a `docking_sim` recording, then run by `lerobot-rollout` (sync and
+real-time chunking) and by LeRobot's async robot client against `hybrid-act-policy-server` (on 127.0.0.1 only)."""
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TINY
 
@@ -138,6 +140,54 @@ def test_lerobot_rollout_sync_with_and_without_torch_compile(policy_path, tmp_pa
                        "--torch_compile_backend=eager")  # fmt: skip
     assert "torch.compile configured for predict_action_chunk" in compiled
     check_episodes(read_episodes(tmp_path / "compiled.jsonl"))
+
+
+# ------------------------------------------------------------------------------------- real-time chunking
+
+
+def read_actions(log: Path) -> list[list[float]]:
+    return [json.loads(line)["action"] for line in log.read_text().splitlines()]
+
+
+def test_lerobot_rollout_rtc_inpaints_the_previous_chunk(policy_path, tmp_path):
+    """--inference.type=rtc: LeRobot's background thread passes each chunk's leftover as prev_chunk_left_over.
+    With the ONES schedule over the whole chunk (execution_horizon = chunk_size) every new chunk must equal the
+    leftover (padded by LeRobot with zeros, the normalised mean action), so after the first chunk the robot only
+    receives actions of that first chunk or the mean action; a policy that ignored the leftover would send a new
+    sample at every step."""
+    chunk_size = TINY["chunk_size"]
+    actions_log = tmp_path / "rtc_actions.jsonl"
+    out = rollout(policy_path, tmp_path / "rtc.jsonl", "--inference.type=rtc",
+                  "--inference.rtc.prefix_attention_schedule=ONES", f"--inference.rtc.execution_horizon={chunk_size}",
+                  f"--robot.action_log={actions_log}")  # fmt: skip
+    assert "RTC inference thread started" in out and "RTC inference error" not in out
+    episodes = read_episodes(tmp_path / "rtc.jsonl")
+    check_episodes(episodes)
+    actions = np.array(read_actions(actions_log))
+    assert len(actions) >= sum(e["steps"] for e in episodes) and len(actions) >= 3 * chunk_size
+    distinct = [a for i, a in enumerate(actions) if i == 0 or np.abs(actions[:i] - a).max(axis=1).min() > 1e-4]
+    assert 2 <= len(distinct) <= chunk_size + 1, len(distinct)
+
+
+def test_lerobot_rollout_rtc_reports_a_policy_that_cannot_inpaint(policy_path, tmp_path):
+    """A checkpoint trained with prediction_type=epsilon cannot inpaint its clean-chunk prediction. The first chunk
+    has no leftover and runs; from the second on the policy raises, LeRobot's RTC thread logs our message at each of
+    its 10 retries, then stops the rollout (which still exits with status 0: LeRobot does not fail the process)."""
+    epsilon = tmp_path / "epsilon"
+    shutil.copytree(policy_path, epsilon)
+    config = json.loads((epsilon / "config.json").read_text())
+    # (the reconstruction term needs prediction_type='sample', so an epsilon checkpoint has recon_weight 0)
+    (epsilon / "config.json").write_text(json.dumps({**config, "prediction_type": "epsilon", "recon_weight": 0.0}))
+    out = tmp_path / "epsilon.log"
+    cmd = [BIN / "lerobot-rollout", f"--policy.path={epsilon}", *ROBOT, "--fps=50", "--duration=300",
+           "--return_to_initial_position=false", "--play_sounds=false", "--inference.type=rtc"]  # fmt: skip
+    with process(cmd, out) as proc:
+        returncode = proc.wait(timeout=TIMEOUT)
+    text = out.read_text()
+    assert returncode == 0 and "Rollout finished" in text  # LeRobot stops the rollout but does not fail the process
+    assert "Fatal error in RTC thread" in text, text[-3000:]
+    assert "this policy was trained with prediction_type='epsilon'; use a checkpoint trained with " in text
+    assert "RTC inference error (10/10)" in text
 
 
 # ---------------------------------------------------------------------------------------- async inference

@@ -188,3 +188,17 @@ def test_hybrid_act_record_task_docking_sim(tmp_path):
     assert "observation.environment_state" not in ds.meta.features
     assert ds.meta.features["observation.images.top"]["dtype"] == "video"
     assert tuple(ds[0]["observation.images.top"].shape) == (3, 32, 32)
+
+
+def test_action_log_holds_every_applied_action(tmp_path):
+    log = tmp_path / "actions.jsonl"
+    robot = make_robot(camera=False, episode_length=3, actuation_delay_steps=1, action_log=log)
+    try:
+        for i in range(4):
+            robot.send_action({"accel.vel": 0.1 * (i + 1), "yaw_rate.vel": 0.0})
+    finally:
+        robot.disconnect()
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(line["episode"], line["step"]) for line in lines] == [(0, 0), (0, 1), (0, 2), (1, 0)]
+    # applied one step late; a new episode starts with an empty actuation queue (a zero action)
+    assert [line["action"][0] for line in lines] == pytest.approx([0.0, 0.1, 0.2, 0.0])

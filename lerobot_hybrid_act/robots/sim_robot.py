@@ -45,6 +45,9 @@ class SimRobotConfig(RobotConfig):
     observation_latency_s: float = 0.0
     # One JSON line per finished episode: {"episode", "seed", "success", "steps", ...task-specific}.
     episode_log: Path | None = None
+    # One JSON line per applied action: {"episode", "step", "action": [...]} (what the simulator received, after
+    # any actuation delay), written as it happens: to inspect or test what a deployment tool sent.
+    action_log: Path | None = None
 
     def __post_init__(self):
         super().__post_init__()
@@ -93,6 +96,7 @@ class SimRobot(Robot):
         self._raw_obs: dict | None = None
         self._steps = 0
         self._pending: deque[np.ndarray] = deque()
+        self._action_log = None
 
     # ------------------------------------------------------------------ task hooks
     def _make_env(self):
@@ -143,6 +147,8 @@ class SimRobot(Robot):
         if self.is_connected:
             raise DeviceAlreadyConnectedError(f"{self} is already connected")
         self.env = self._make_env()
+        if self.config.action_log is not None:
+            self._action_log = open(self.config.action_log, "a", buffering=1)  # line-buffered: readable live
         self._start_episode()
 
     @property
@@ -197,7 +203,11 @@ class SimRobot(Robot):
         sent = self._clip(np.array([action[k] for k in self.action_keys], dtype=np.float32))
         self.actions_received += 1
         self._pending.append(sent)
-        self._raw_obs, reward, terminated, truncated, info = self.env.step(self._pending.popleft())
+        applied = self._pending.popleft()
+        if self._action_log is not None:
+            line = {"episode": len(self.episodes), "step": self._steps, "action": applied.tolist()}
+            self._action_log.write(json.dumps(line) + "\n")
+        self._raw_obs, reward, terminated, truncated, info = self.env.step(applied)
         self._steps += 1
         self._on_step(float(reward))
         if terminated or truncated or self._steps >= self.config.episode_length:
@@ -212,3 +222,6 @@ class SimRobot(Robot):
             logger.info("%s: episode %d left unfinished after %d steps", self.name, len(self.episodes), self._steps)
         self.env.close()
         self.env = None
+        if self._action_log is not None:
+            self._action_log.close()
+            self._action_log = None

@@ -1,0 +1,84 @@
+"""Smoke test of benchmarks/rtc_delay.py on a tiny untrained docking hybrid_act_c, 2 episodes: every scheme x delay
+row is written, and the real-time-chunking rows really inpaint the previous chunk. No assertions about success."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from conftest import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMES, DELAYS = {"plain", "ensemble", "rtc"}, {0, 2, 4, 8}
+
+
+def make_docking_checkpoint(path: Path) -> Path:
+    """Untrained tiny hybrid_act_c on docking's state + environment state, with saved pre/post processors."""
+    from lerobot.configs import FeatureType, PolicyFeature
+    from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+
+    from lerobot_hybrid_act.configuration_hybrid_act import HybridActCConfig
+
+    shapes = {"observation.state": 6, "observation.environment_state": 7, "action": 2}
+    kinds = {"observation.state": FeatureType.STATE, "observation.environment_state": FeatureType.ENV}
+    # chunk_size 20 / n_action_steps 10: docking's defaults, which leave room for a delay of 8 steps.
+    cfg = HybridActCConfig(
+        device="cpu",
+        input_features={k: PolicyFeature(kind, (shapes[k],)) for k, kind in kinds.items()},
+        output_features={"action": PolicyFeature(FeatureType.ACTION, (2,))},
+        **{**TINY, "chunk_size": 20, "n_action_steps": 10},
+    )
+    torch.manual_seed(0)
+    policy = get_policy_class("hybrid_act_c")(cfg)
+    stats = {k: {"mean": torch.zeros(n), "std": torch.ones(n) * 3, "min": -torch.ones(n), "max": torch.ones(n)}
+             for k, n in shapes.items()}  # fmt: skip
+    pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
+    for obj in (policy, pre, post):
+        obj.save_pretrained(path)
+    return path
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(REPO / "benchmarks" / "rtc_delay.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO, env=env)  # fmt: skip
+
+
+def test_rtc_delay_benchmark_smoke(tmp_path):
+    ckpt = make_docking_checkpoint(tmp_path / "ckpt")
+    out = tmp_path / "rtc.json"
+    proc = run("--checkpoint", ckpt, "--episodes", 2, "--timing-calls", 3, "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+
+    assert r["checkpoints"] == [str(ckpt)] and r["episode_seeds"] == [2000, 2001]
+    assert (r["chunk_size"], r["n_action_steps"], r["execution_horizon"]) == (20, 10, 10)
+    for rows in (r["pooled"], r["per_checkpoint"]):
+        assert {(row["scheme"], row["delay"]) for row in rows} == {(s, d) for s in SCHEMES for d in DELAYS}
+        assert len(rows) == len(SCHEMES) * len(DELAYS)
+        assert all(row["episodes"] == 2 and 0 <= row["successes"] <= 2 for row in rows)
+        for row in rows:
+            lo, hi = row["success_ci95"]
+            assert lo <= row["success_rate"] <= hi
+            # Ensembling starts a new chunk at every step: no chunk boundaries to measure.
+            assert (row["boundary_ratio"]["mean"] is None) == (row["scheme"] == "ensemble"), row
+            assert row["jerk_rms"]["mean"] > 0
+            # RTC: each new chunk's first d actions (executed by the previous chunk while it was computed) are the
+            # previous chunk's leftover, exactly; the other schemes never pass a leftover.
+            diff = row["rtc_prefix_max_abs_diff"]
+            if row["scheme"] == "rtc" and row["delay"] > 0:
+                assert diff is not None and diff < 1e-5, row
+            else:
+                assert diff is None, row
+    assert r["rtc_cost"][0]["plain_ms"] > 0 and r["rtc_cost"][0]["rtc_ms"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0
+    assert "| rtc | 4 |" in proc.stdout and "RTC cost per chunk" in proc.stdout
+
+
+def test_rtc_delay_benchmark_refuses_a_delay_longer_than_the_chunk_allows(tmp_path):
+    ckpt = make_docking_checkpoint(tmp_path / "ckpt")
+    proc = run("--checkpoint", ckpt, "--episodes", 1, "--delays", "0,12", "--out", tmp_path / "rtc.json")
+    assert proc.returncode != 0
+    assert "a delay of 12 plus n_action_steps=10 exceeds chunk_size=20; pass smaller --delays" in proc.stderr
