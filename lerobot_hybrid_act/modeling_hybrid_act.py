@@ -195,8 +195,19 @@ class HybridActPolicy(PreTrainedPolicy):
         return True
 
     def init_rtc_processor(self) -> None:
-        """(Re)build the RTC prefix weighting from ``config.rtc_config`` (lerobot-rollout calls this after setting it)."""
+        """(Re)build the RTC prefix weighting from ``config.rtc_config`` (lerobot-rollout calls this after setting it,
+        before the rollout starts, so a policy that cannot inpaint is refused there)."""
+        if self.config.rtc_config is not None:
+            self._check_rtc_support()
         self.rtc_processor = RTCProcessor(self.config.rtc_config) if self.config.rtc_config is not None else None
+
+    def _check_rtc_support(self) -> None:
+        if self.config.prediction_type != "sample":
+            raise ValueError(
+                f"Real-time chunking inpaints the denoiser's clean-chunk prediction, but this policy was trained with "
+                f"prediction_type={self.config.prediction_type!r}; use a checkpoint trained with "
+                "prediction_type='sample' (the default), or --inference.type=sync."
+            )
 
     @torch.inference_mode()
     def predict_action_chunk(
@@ -229,12 +240,7 @@ class HybridActPolicy(PreTrainedPolicy):
                 "`policy.config.rtc_config = RTCConfig(...)` and call `policy.init_rtc_processor()` "
                 "(`lerobot-rollout --inference.type=rtc` does both), or pass no prev_chunk_left_over."
             )
-        if c.prediction_type != "sample":
-            raise ValueError(
-                f"Real-time chunking inpaints the denoiser's clean-chunk prediction, but this policy was trained with "
-                f"prediction_type={c.prediction_type!r}; use a checkpoint trained with prediction_type='sample' (the "
-                "default), or --inference.type=sync."
-            )
+        self._check_rtc_support()
         prev = prev.unsqueeze(0) if prev.ndim == 2 else prev
         action_dim = self.model.denoiser.action_dim
         if prev.ndim != 3 or prev.shape[-1] != action_dim:

@@ -170,9 +170,8 @@ def test_lerobot_rollout_rtc_inpaints_the_previous_chunk(policy_path, tmp_path):
 
 
 def test_lerobot_rollout_rtc_reports_a_policy_that_cannot_inpaint(policy_path, tmp_path):
-    """A checkpoint trained with prediction_type=epsilon cannot inpaint its clean-chunk prediction. The first chunk
-    has no leftover and runs; from the second on the policy raises, LeRobot's RTC thread logs our message at each of
-    its 10 retries, then stops the rollout (which still exits with status 0: LeRobot does not fail the process)."""
+    """A checkpoint trained with prediction_type=epsilon cannot inpaint its clean-chunk prediction: lerobot-rollout
+    calls ``init_rtc_processor`` while it builds the rollout, which refuses with our message before any action."""
     epsilon = tmp_path / "epsilon"
     shutil.copytree(policy_path, epsilon)
     config = json.loads((epsilon / "config.json").read_text())
@@ -184,10 +183,9 @@ def test_lerobot_rollout_rtc_reports_a_policy_that_cannot_inpaint(policy_path, t
     with process(cmd, out) as proc:
         returncode = proc.wait(timeout=TIMEOUT)
     text = out.read_text()
-    assert returncode == 0 and "Rollout finished" in text  # LeRobot stops the rollout but does not fail the process
-    assert "Fatal error in RTC thread" in text, text[-3000:]
+    assert returncode != 0, text[-3000:]
     assert "this policy was trained with prediction_type='epsilon'; use a checkpoint trained with " in text
-    assert "RTC inference error (10/10)" in text
+    assert "RTC inference error" not in text  # refused at startup, not retried in the inference thread
 
 
 # ---------------------------------------------------------------------------------------- async inference

@@ -149,6 +149,10 @@ def test_rtc_keeps_the_executed_prefix_and_blends_into_the_leftover():
     assert not torch.allclose(soft[:, 0], prev[:, 0]) and not torch.equal(soft, free)
     with pytest.raises(ValueError, match=r"prev_chunk_left_over must have shape"):
         policy.predict_action_chunk(obs, prev_chunk_left_over=torch.zeros(2, 4, 3), inference_delay=1)
-    eps = make_policy("hybrid_act_b", image=False, prediction_type="epsilon", rtc_config=RTCConfig())
-    with pytest.raises(ValueError, match="prediction_type='sample'"):
+    eps = make_policy("hybrid_act_b", image=False, prediction_type="epsilon")
+    with pytest.raises(ValueError, match="prediction_type='sample'"):  # refused when RTC is configured ...
+        eps.config.rtc_config = RTCConfig()
+        eps.init_rtc_processor()
+    with pytest.raises(ValueError, match="prediction_type='sample'"):  # ... and if it was set without the check
+        eps.rtc_processor = policy.rtc_processor
         eps.predict_action_chunk(obs, prev_chunk_left_over=prev, inference_delay=1)
