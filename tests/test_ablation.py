@@ -497,7 +497,7 @@ def test_smoke_profile_end_to_end(tmp_path):
         assert g["success"]["n"] == SMOKE.eval_episodes and g["seeds"] == [1]
         assert g["chunk_mse"]["mean"] is not None and g["ms_per_chunk"]["mean"] > 0
     run = json.loads((out / "runs" / f"{run_name('docking', 'hybrid_act_c', 6, 1)}.json").read_text())
-    assert run["metrics"]["latent"]["kl"]["latent_dim"] == 1 + 8  # KL terms: the mode code + 8 style dims
+    assert run["metrics"]["latent"]["kl"]["latent_dim"] == 8  # KL terms: one per dim of C's default Gaussian z
     assert "same_route_held_z" in run["metrics"]["routes"]
     assert run["metrics"]["routes"]["follows_posterior_z_n"] == 2 * SMOKE.route_starts  # both routes per start
     zu = run["metrics"]["latent"]["z_usage"]
