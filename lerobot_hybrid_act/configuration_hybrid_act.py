@@ -70,8 +70,9 @@ class HybridActConfig(PreTrainedConfig):
             style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and straight-through sampling (discrete
             modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c). ``"mixture"``: Gaussian posterior, prior
             a mixture of ``n_latent_modes`` Gaussians (one-sample KL estimate). On the two-mode toy
-            (``benchmarks/two_mode_toy.py``) the code and the mixture keep a held z in one mode in 100% of decodes
-            and the Gaussian, which puts prior mass between its two posterior clusters, in 93-95%. On paired-route
+            (``benchmarks/two_mode_toy.py``) the code and the mixture keep a held z in one mode in 99-100% of decodes
+            and put 0-1% of prior draws between the modes; the Gaussian, whose one component spans both posterior
+            clusters, 95% and 2-6%. On paired-route
             docking (``modes_prior`` ablation profile, one seed) only the Gaussian's z carried the route (a rollout
             with the posterior z of a route takes it 7 times in 10; chunk spread from z 0.020 against 0.004 for
             the others): the code fell onto one code for both routes and the mixture's z went unused. Hence the
@@ -92,10 +93,11 @@ class HybridActConfig(PreTrainedConfig):
         clip_sample, clip_sample_range: clip the predicted x0 to the normalised action range.
         recon_weight: weight of an ACT-style reconstruction term: an x0 loss on the denoiser's output from pure noise
             at the sampler's first timestep, exactly where inference starts. Only obs and z can tell that chunk, so
-            C's posterior z must carry what the observation leaves open (which mode). 1.0 for C (on the toy without
-            it, a held z keeps its mode in 78% of decodes and a mode's posterior z gives that mode in 85%; with it
-            100% and 100%), 0 for A and B (no posterior: the term would pull their first step towards the mean of
-            the modes).
+            C's posterior z must carry what the observation leaves open (which mode). 1.0 for C: on docking (Gaussian
+            z, kl_weight 0.01, ``benchmarks/latent_usage.py``) it moved "a chunk decoded with a route's posterior z
+            takes that route" from 0.50 to 0.83 (``docs/latent-usage.md``); on the two-mode toy at the default KL
+            weight it makes no difference (a held z keeps its mode in 95% of decodes with it, 96% without). 0 for A
+            and B (no posterior: the term would pull their first step towards the mean of the modes).
 
     KL (C only): ``loss = diffusion MSE + recon_weight * recon + beta(step) * sum_terms max(KL_term, floor)``.
         kl_weight: beta's final value, 0.01. The KL pulls the posterior towards the prior; too strong, and the z
