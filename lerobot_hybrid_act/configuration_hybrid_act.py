@@ -72,11 +72,11 @@ class HybridActConfig(PreTrainedConfig):
             a mixture of ``n_latent_modes`` Gaussians (one-sample KL estimate). On the two-mode toy
             (``benchmarks/two_mode_toy.py``) the code and the mixture keep a held z in one mode in 99-100% of decodes
             and put 0-1% of prior draws between the modes; the Gaussian, whose one component spans both posterior
-            clusters, 95% and 2-6%. On paired-route
-            docking (``modes_prior`` ablation profile, one seed) only the Gaussian's z carried the route (a rollout
-            with the posterior z of a route takes it 7 times in 10; chunk spread from z 0.020 against 0.004 for
-            the others): the code fell onto one code for both routes and the mixture's z went unused. Hence the
-            Gaussian default; the two others stay for tasks whose modes are visible in most of the data.
+            clusters, 95% and 2-6%. On paired-route docking (``modes_prior`` ablation profile, one seed) only the
+            Gaussian's z carried the route (a rollout with the posterior z of a route takes it 7 times in 10; chunk
+            spread from z 0.020 against 0.004 for the others): the code fell onto one code for both routes and the
+            mixture's z went unused. Hence the Gaussian default; the two others stay for tasks whose modes are
+            visible in most of the data.
         n_latent_modes: codes (categorical) or mixture components: more than the modes a task is expected to have
             (unused codes get no prior mass).
 
@@ -106,8 +106,8 @@ class HybridActConfig(PreTrainedConfig):
             at 0.01 the Gaussian's carried the route). It must stay > 0, or the prior p(z|obs) is never trained.
         kl_anneal, kl_anneal_steps: beta(step) = kl_weight * ramp(step), ramp 1 (``"none"``, the default: at
             a small kl_weight the toy needs no warm-up (a 2000-step warm-up gives the same 99-100% at 0.1), and no
-            schedule then has to match the run's length), a linear
-            warm-up over ``kl_anneal_steps`` (``"linear"``) or a sawtooth of that period (``"cyclic"``).
+            schedule then has to match the run's length), a linear warm-up over ``kl_anneal_steps`` (``"linear"``)
+            or a sawtooth of that period (``"cyclic"``).
         kl_free_bits: nats per latent dimension (the code counts as one) below which a KL term is not penalised.
 
     Inference:
