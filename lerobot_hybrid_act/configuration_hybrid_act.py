@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from lerobot.configs import NormalizationMode, PreTrainedConfig
-from lerobot.optim import AdamWConfig
+from lerobot.optim import AdamWConfig, DiffuserSchedulerConfig
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
 STYLE_MODES = ("none", "deterministic", "cvae")
@@ -126,6 +126,9 @@ class HybridActConfig(PreTrainedConfig):
             evaluation. None: chunks are sampled independently.
 
     Training preset: optimizer_lr, optimizer_weight_decay, optimizer_lr_backbone (AdamW, as ACT's).
+        scheduler_name, scheduler_warmup_steps: a diffusers learning-rate schedule over the run's steps (LeRobot
+            diffusion's fields, e.g. ``"cosine"`` with a linear warm-up), so that the last checkpoint is taken at a
+            small learning rate; None keeps the learning rate constant, as ACT does.
         ema_decay: exponential moving average of the weights, updated after every optimizer step (lerobot-train
             calls ``policy.update()``); inference uses the average. 0 disables it.
     """
@@ -187,6 +190,8 @@ class HybridActConfig(PreTrainedConfig):
     optimizer_lr: float = 1e-4
     optimizer_weight_decay: float = 1e-4
     optimizer_lr_backbone: float = 1e-5
+    scheduler_name: str | None = None
+    scheduler_warmup_steps: int = 500
     ema_decay: float = 0.0
 
     # Which style strategy this policy type uses: the ONLY difference between A, B and C.
@@ -256,6 +261,8 @@ class HybridActConfig(PreTrainedConfig):
                 "`recon_weight` > 0 needs prediction_type='sample': the reconstruction term compares the denoiser's "
                 f"output with the clean chunk, but prediction_type={self.prediction_type!r} predicts the noise."
             )
+        if self.scheduler_warmup_steps < 0:
+            raise ValueError(f"`scheduler_warmup_steps` must be >= 0, got {self.scheduler_warmup_steps}.")
         if self.kl_free_bits < 0:
             raise ValueError(f"`kl_free_bits` must be >= 0 nats per dimension, got {self.kl_free_bits}.")
         if self.prior_temperature < 0:
@@ -270,8 +277,10 @@ class HybridActConfig(PreTrainedConfig):
     def get_optimizer_preset(self) -> AdamWConfig:
         return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)
 
-    def get_scheduler_preset(self) -> None:
-        return None
+    def get_scheduler_preset(self) -> DiffuserSchedulerConfig | None:
+        if self.scheduler_name is None:
+            return None
+        return DiffuserSchedulerConfig(name=self.scheduler_name, num_warmup_steps=self.scheduler_warmup_steps)
 
     def validate_features(self) -> None:
         if not self.image_features and not self.env_state_feature:

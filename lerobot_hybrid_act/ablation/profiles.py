@@ -34,8 +34,12 @@ _C_LATENTS = {
     "gaussian_kl001": ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01"),
     "gaussian_kl001_ema": ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01", "--policy.ema_decay=0.999"),
 }
+# Design runs after modes_prior (docs/latent-modes.md): C at the Gaussian kl 0.01 defaults plus one change each.
+_C_DESIGN = {
+    "cosine": ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01", "--policy.scheduler_name=cosine"),
+}
 VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01")),
-            **{f"hybrid_act_c_{k}": ("hybrid_act_c", flags) for k, flags in _C_LATENTS.items()}}
+            **{f"hybrid_act_c_{k}": ("hybrid_act_c", flags) for k, flags in {**_C_LATENTS, **_C_DESIGN}.items()}}
 
 
 def policy_type(label: str) -> str:
@@ -284,7 +288,7 @@ MODES_PRIOR = replace(
         "MODES' 1000+), with the sampler-steps sweep: the choice of C's defaults"
     ),
     tasks=(replace(DOCKING_MODES, eval_seed=3000),), policies=(), task_policies={},
-    variant_policies={"docking": tuple(f"hybrid_act_c_{k}" for k in _C_LATENTS)},
+    variant_policies={"docking": tuple(f"hybrid_act_c_{k}" for k in {**_C_LATENTS, **_C_DESIGN})},
     steps={"docking": 5000}, main_n_demos={"docking": 50}, extra_n_demos={}, seeds=(1,),
 )
 
