@@ -14,6 +14,7 @@ Field names follow LeRobot's ``ACTConfig`` where they mean the same thing (``chu
 ``n_encoder_layers``, ``n_decoder_layers``, ``latent_dim``, ``kl_weight``, the optimizer presets, ...).
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -28,7 +29,7 @@ PREDICTION_TYPES = ("epsilon", "sample")
 NOISE_SCHEDULERS = ("DDIM", "DDPM")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
-LATENT_PRIORS = ("gaussian", "categorical", "mixture")
+LATENT_PRIORS = ("gaussian", "categorical", "mixture", "fitted_mixture")
 
 
 @dataclass
@@ -116,6 +117,15 @@ class HybridActConfig(PreTrainedConfig):
             ``reset()``, so every chunk follows one mode and temporal ensembling averages chunks of one mode;
             ``"sample"`` draws a fresh z for every chunk; ``"mean"`` uses the prior's most likely z. B's z is
             always f(obs). An explicit z: ``policy.set_style(z)`` or ``predict_action_chunk(batch, z=z)``.
+        style_guidance_scale: C only. Every denoising step's output is pushed away from the chunk of the prior's
+            most likely z and towards the chunk of the z in use: ``out(z_ref) + w * (out(z) - out(z_ref))``, z_ref
+            the prior mean at the current observation (classifier-free guidance, Ho & Salimans arXiv 2207.12598,
+            with the prior mean in place of the unconditional model; no retraining). Where the observation leaves
+            the mode open, the prior mean decodes to the average of the modes, and the decoder's dependence on z is
+            weak; w > 1 amplifies it. 1 is off and costs nothing; w != 1 runs the denoiser on a doubled batch.
+        style_guidance_steps: how many of the sampler's first (noisiest) steps are guided. The mode is decided
+            there; guiding later steps too pushes the final chunk beyond the mode (two-mode toy: at w = 2 on every
+            step, 60% of chunks land off both modes).
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T); 0 gives
             the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
@@ -185,6 +195,10 @@ class HybridActConfig(PreTrainedConfig):
     temporal_ensemble_coeff: float | None = None
     z_mode: str = "sample"
     prior_temperature: float = 1.0
+    hold_steps: int | None = None
+    hold_scale: float = 1.0
+    style_guidance_scale: float = 1.0
+    style_guidance_steps: int = 1
     rtc_config: RTCConfig | None = None
 
     optimizer_lr: float = 1e-4
@@ -265,6 +279,24 @@ class HybridActConfig(PreTrainedConfig):
             raise ValueError(f"`scheduler_warmup_steps` must be >= 0, got {self.scheduler_warmup_steps}.")
         if self.kl_free_bits < 0:
             raise ValueError(f"`kl_free_bits` must be >= 0 nats per dimension, got {self.kl_free_bits}.")
+        if self.style_guidance_scale != 1.0 and self.style_mode != "cvae":
+            raise ValueError(
+                f"`style_guidance_scale` ({self.style_guidance_scale}) needs hybrid_act_c: it contrasts the sampled z "
+                f"with the prior's most likely z, and {self.type} has no prior p(z|obs). Leave it at 1.0."
+            )
+        if not math.isfinite(self.style_guidance_scale) or self.style_guidance_scale < 0:
+            raise ValueError(f"`style_guidance_scale` must be a finite number >= 0 (1 is off), got {self.style_guidance_scale}.")
+        if self.style_guidance_steps < 1:
+            raise ValueError(f"`style_guidance_steps` must be >= 1 (style_guidance_scale=1 turns guidance off), got {self.style_guidance_steps}.")
+        if self.hold_steps is not None and self.hold_steps < 1:
+            raise ValueError(f"`hold_steps` must be >= 1 control step, or None to hold z for the whole episode; got {self.hold_steps}.")
+        if not math.isfinite(self.hold_scale) or self.hold_scale < 0:
+            raise ValueError(f"`hold_scale` must be a finite number >= 0 (1: z as drawn), got {self.hold_scale}.")
+        if self.hold_scale != 1.0 and not (self.style_mode == "cvae" and self.latent_prior in ("gaussian", "fitted_mixture")):
+            raise ValueError(
+                f"`hold_scale` ({self.hold_scale}) scales the held z away from the Gaussian prior's mean, which only "
+                "hybrid_act_c with latent_prior 'gaussian' or 'fitted_mixture' has. Leave it at 1.0."
+            )
         if self.prior_temperature < 0:
             raise ValueError(f"`prior_temperature` must be >= 0, got {self.prior_temperature}.")
         if self.clip_sample_range <= 0:

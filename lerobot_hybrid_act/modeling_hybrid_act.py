@@ -115,6 +115,7 @@ class HybridActPolicy(PreTrainedPolicy):
         else:
             self._action_queue = deque([], maxlen=self.config.n_action_steps)
         self._held_z: Tensor | None = None
+        self._held_steps = 0  # control steps since the held z was drawn
 
     def set_style(self, z: Tensor | None) -> None:
         """Use this z (shape (z_dim,) or (B, z_dim)) for every chunk until ``set_style(None)``."""
@@ -229,7 +230,11 @@ class HybridActPolicy(PreTrainedPolicy):
         prefix = None
         if prev_chunk_left_over is not None:
             prefix = self._rtc_prefix(prev_chunk_left_over, inference_delay, obs.tokens)
-        return model.sample(obs, self._inference_style(obs.summary, z, generator), generator, prefix)
+        z = self._inference_style(obs.summary, z, generator)
+        z_ref = None
+        if self.config.style_guidance_scale != 1.0:
+            z_ref = model.style.infer(obs.summary, "mean", 1.0, None)
+        return model.sample(obs, z, generator, prefix, z_ref)
 
     def _rtc_prefix(self, prev: Tensor, inference_delay: int | None, like: Tensor) -> tuple[Tensor, Tensor]:
         """The previous chunk's leftover padded to chunk_size, and RTC's soft prefix mask (1, chunk_size, 1)."""
@@ -267,12 +272,21 @@ class HybridActPolicy(PreTrainedPolicy):
             if z.shape[0] not in (1, batch_size):
                 raise ValueError(f"z has batch size {z.shape[0]} but the observation batch has {batch_size}.")
             return z.to(summary).expand(batch_size, -1)
-        if self.config.z_mode == "hold" and self._held_z is not None and self._held_z.shape[0] == batch_size:
+        c = self.config
+        if c.z_mode != "hold":
+            return style.infer(summary, c.z_mode, c.prior_temperature, generator)
+        held_for = self._held_steps
+        self._held_steps += 1 if c.temporal_ensemble_coeff is not None else c.n_action_steps
+        if self._held_z is None or self._held_z.shape[0] != batch_size:  # the episode's first chunk: draw z
+            z = style.infer(summary, "sample", c.prior_temperature, generator)
+            if c.hold_scale != 1.0:
+                centre = style.prior_mean(summary)
+                z = centre + c.hold_scale * (z - centre)
+            self._held_z, self._held_steps = z, (1 if c.temporal_ensemble_coeff is not None else c.n_action_steps)
+            return z
+        if c.hold_steps is None or held_for < c.hold_steps:
             return self._held_z
-        z = style.infer(summary, self.config.z_mode, self.config.prior_temperature, generator)
-        if self.config.z_mode == "hold":
-            self._held_z = z
-        return z
+        return style.infer(summary, "mean", c.prior_temperature, generator)
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         """Training loss: masked diffusion MSE (+ annealed, free-bits KL for hybrid_act_c; + reconstruction if ``recon_weight``)."""
@@ -292,6 +306,9 @@ class HybridActPolicy(PreTrainedPolicy):
             recon_loss = masked_mse(self.model.reconstruct(obs, style.z, actions.shape), actions)
             loss = loss + self.config.recon_weight * recon_loss
             info["recon_loss"] = recon_loss.item()
+        if style.fit_nll is not None:  # trains only the fitted sampling prior (its inputs are detached)
+            loss = loss + style.fit_nll
+            info["prior_fit_nll"] = style.fit_nll.item()
         if style.kl is not None:
             kl_terms = style.kl.mean(0)  # (n_terms,) batch-mean KL in nats
             beta = self.model.kl_beta(advance=self.training)
@@ -431,10 +448,13 @@ class HybridActModel(nn.Module):
         z: Tensor | None,
         generator: torch.Generator | None = None,
         prefix: tuple[Tensor, Tensor] | None = None,
+        z_ref: Tensor | None = None,
     ) -> Tensor:
         """Reverse diffusion from Gaussian noise on the cached observation tokens. ``prefix`` = (actions, weights):
         at every step the predicted clean chunk is pulled towards ``actions`` by ``weights`` (real-time chunking's
-        soft inpainting; weight 1 fixes an action, 0 leaves it free)."""
+        soft inpainting; weight 1 fixes an action, 0 leaves it free). ``z_ref``: style guidance, the first
+        ``style_guidance_steps`` steps' output is ``out(z_ref) + style_guidance_scale * (out(z) - out(z_ref))``
+        (both in one batched pass)."""
         batch_size = obs.tokens.shape[0]
         shape = (batch_size, self.config.chunk_size, self.denoiser.action_dim)
         x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
@@ -445,9 +465,18 @@ class HybridActModel(nn.Module):
         # Everything that does not depend on the noisy chunk is computed once per chunk: the memory's
         # cross-attention keys/values and, for all sampler timesteps at once, every layer's FiLM parameters.
         memory_kv = self.denoiser.memory_kv(obs)
-        films = self.denoiser.films(timesteps.to(x.device).view(-1, 1).expand(-1, batch_size), z)
+        t_all = timesteps.to(x.device).view(-1, 1)
+        films = self.denoiser.films(t_all.expand(-1, batch_size), z)
+        n_guided = 0 if z_ref is None else min(self.config.style_guidance_steps, len(timesteps))
+        if n_guided:  # the guided steps run z and z_ref in one batch: [z rows; z_ref rows]
+            memory_kv_2 = [(torch.cat([k, k]), torch.cat([v, v])) for k, v in memory_kv]
+            films_2 = self.denoiser.films(t_all.expand(-1, 2 * batch_size), torch.cat([z, z_ref]))
         for i, t in enumerate(timesteps):
-            model_out = self.denoiser.run(x, [film[i] for film in films], memory_kv)
+            if i < n_guided:
+                out_z, out_ref = self.denoiser.run(torch.cat([x, x]), [f[i] for f in films_2], memory_kv_2).chunk(2)
+                model_out = torch.lerp(out_ref, out_z, self.config.style_guidance_scale)
+            else:
+                model_out = self.denoiser.run(x, [film[i] for film in films], memory_kv)
             if prefix is not None:
                 model_out = torch.lerp(model_out, prefix[0], prefix[1])
             x = self.sampler.step(model_out, t, x, generator=generator).prev_sample
@@ -552,10 +581,12 @@ def _make_resnet(config: HybridActConfig) -> nn.Module:
 
 
 class StyleOutput:
-    def __init__(self, z: Tensor | None, kl: Tensor | None = None, kl_floor: Tensor | None = None):
+    def __init__(self, z: Tensor | None, kl: Tensor | None = None, kl_floor: Tensor | None = None,
+                 fit_nll: Tensor | None = None):
         self.z = z  # (B, z_dim) or None
         self.kl = kl  # (B, n_terms) KL(q || p) in nats, one column per latent term, or None
         self.kl_floor = kl_floor  # (n_terms,) free-bits floor of each term in latent dimensions it covers
+        self.fit_nll = fit_nll  # scalar: NLL of the fitted sampling prior (latent_prior="fitted_mixture"), or None
 
 
 def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
@@ -667,6 +698,10 @@ class GaussianPriorStyle(nn.Module):
         z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
         return StyleOutput(z, gaussian_kl(mu_q, logvar_q, mu_p, logvar_p), torch.ones(self.z_dim))
 
+    def prior_mean(self, summary: Tensor) -> Tensor:
+        """The Gaussian prior's mean: the centre of the posterior's clusters at this observation."""
+        return self.prior(summary).chunk(2, dim=-1)[0]
+
     def posterior_mean(self, summary, actions, action_is_pad) -> Tensor:
         return self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)[0]
 
@@ -712,6 +747,45 @@ class MixturePriorStyle(GaussianPriorStyle):
         k = _sample_categorical(logits, t, generator)
         rows = torch.arange(len(k), device=k.device)
         mu, logvar = mu_p[rows, k], logvar_p[rows, k]
+        if t == 0:
+            return mu
+        return mu + t * (0.5 * logvar).exp() * _randn(mu.shape, mu, generator)
+
+
+class FittedMixtureStyle(GaussianPriorStyle):
+    """Variant C, ``latent_prior="fitted_mixture"``: trained exactly as ``gaussian`` (posterior, Gaussian prior,
+    KL), plus a mixture of ``n_latent_modes`` Gaussians over z fitted to the posterior means by maximum likelihood
+    (a mixture density network, Bishop 1994) with the gradient stopped at its inputs: it cannot pull the posterior
+    towards the centre or shape the encoder, as a fitted second-stage prior (Dai & Wipf, arXiv 1903.05789) does
+    not. Inference draws z from the fitted mixture: a component, then its mean (+ temperature x its spread)."""
+
+    LOGVAR_RANGE = (-8.0, 4.0)  # keeps the fit's likelihood finite on tight clusters
+
+    def __init__(self, config: HybridActConfig):
+        super().__init__(config)
+        self.n_modes = config.n_latent_modes
+        self.fitted = _mlp(config.denoiser_dim_model, self.n_modes * (1 + 2 * config.latent_dim))
+
+    def _fitted(self, summary: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        out = self.fitted(summary)
+        logits, params = out[:, : self.n_modes], out[:, self.n_modes :].unflatten(-1, (self.n_modes, -1))
+        mu, logvar = params.chunk(2, dim=-1)  # (B, K, latent_dim) each
+        return logits, mu, logvar.clamp(*self.LOGVAR_RANGE)
+
+    def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
+        mu_q, logvar_q = self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)
+        mu_p, logvar_p = self.prior(summary).chunk(2, dim=-1)
+        z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
+        logits, mu_f, logvar_f = self._fitted(summary.detach())
+        log_f = torch.logsumexp(logits.log_softmax(-1) + gaussian_log_prob(mu_q.detach().unsqueeze(1), mu_f, logvar_f), -1)
+        return StyleOutput(z, gaussian_kl(mu_q, logvar_q, mu_p, logvar_p), torch.ones(self.z_dim), -log_f.mean())
+
+    def infer(self, summary, z_mode, temperature, generator) -> Tensor:
+        logits, mu_f, logvar_f = self._fitted(summary)
+        t = 0.0 if z_mode == "mean" else temperature
+        k = _sample_categorical(logits, t, generator)
+        rows = torch.arange(len(k), device=k.device)
+        mu, logvar = mu_f[rows, k], logvar_f[rows, k]
         if t == 0:
             return mu
         return mu + t * (0.5 * logvar).exp() * _randn(mu.shape, mu, generator)
@@ -775,7 +849,8 @@ class CategoricalStyle(nn.Module):
         return _check_z(z, self.z_dim)
 
 
-LATENT_PRIORS = {"gaussian": GaussianPriorStyle, "mixture": MixturePriorStyle, "categorical": CategoricalStyle}
+LATENT_PRIORS = {"gaussian": GaussianPriorStyle, "mixture": MixturePriorStyle, "categorical": CategoricalStyle,
+                 "fitted_mixture": FittedMixtureStyle}
 
 
 def make_style_module(config: HybridActConfig) -> nn.Module:

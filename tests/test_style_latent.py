@@ -156,3 +156,39 @@ def test_rtc_keeps_the_executed_prefix_and_blends_into_the_leftover():
     with pytest.raises(ValueError, match="prediction_type='sample'"):  # ... and if it was set without the check
         eps.rtc_processor = policy.rtc_processor
         eps.predict_action_chunk(obs, prev_chunk_left_over=prev, inference_delay=1)
+
+
+def test_style_guidance_contrasts_z_with_the_prior_mean():
+    """style_guidance_scale w: a guided step's output is out(z_ref) + w (out(z) - out(z_ref)), z_ref = prior mean. So
+    w = 1 reproduces the unguided chunk, w = 0 on every step the chunk decoded with the prior mean, and w = 3 differs
+    from both; guiding only the first step differs from guiding every step."""
+    policy = train_steps(make_policy("hybrid_act_c", image=False), make_batch(image=False), steps=20)
+    obs = observation(make_batch(3, image=False, seed=1))
+    z = policy.sample_style(obs, torch.Generator().manual_seed(0))
+    policy.config.z_mode = "mean"  # sample_style then gives the prior's most likely z
+    z_mean = policy.sample_style(obs)
+    policy.config.z_mode = "hold"
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    plain = policy.predict_action_chunk(obs, z=z, generator=g())
+    at_mean = policy.predict_action_chunk(obs, z=z_mean, generator=g())
+    chunks = {}
+    policy.config.style_guidance_steps = policy.config.num_inference_steps
+    for w in (1.0, 0.0, 3.0):
+        policy.config.style_guidance_scale = w
+        chunks[w] = policy.predict_action_chunk(obs, z=z, generator=g())
+    assert torch.allclose(chunks[1.0], plain, atol=1e-5)
+    assert torch.allclose(chunks[0.0], at_mean, atol=1e-5)
+    assert (chunks[3.0] - plain).abs().mean() > 1e-3 and (chunks[3.0] - at_mean).abs().mean() > 1e-3
+    policy.config.style_guidance_steps = 1
+    first_only = policy.predict_action_chunk(obs, z=z, generator=g())
+    assert (first_only - chunks[3.0]).abs().mean() > 1e-4 and (first_only - plain).abs().mean() > 1e-4
+
+
+def test_style_guidance_needs_c():
+    for variant in ("hybrid_act_a", "hybrid_act_b"):
+        with pytest.raises(ValueError, match="style_guidance_scale.*needs hybrid_act_c"):
+            make_policy(variant, image=False, style_guidance_scale=2.0)
+    with pytest.raises(ValueError, match="style_guidance_scale.*>= 0"):
+        make_policy("hybrid_act_c", image=False, style_guidance_scale=-1.0)
+    with pytest.raises(ValueError, match="style_guidance_steps.*>= 1"):
+        make_policy("hybrid_act_c", image=False, style_guidance_steps=0)

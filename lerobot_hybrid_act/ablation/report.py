@@ -68,6 +68,8 @@ METRIC_DEFS = {
                          "(after committing to one) before passing the obstacle",
     "success_sample_z": "hybrid_act_c evaluated with --policy.z_mode=sample: a fresh z ~ p(z|obs) for every chunk",
     "success_steps": "hybrid_act_c evaluated with --policy.num_inference_steps=k on the sweep episodes (seeds 3000..)",
+    "success_guidance": "hybrid_act_c evaluated with --policy.style_guidance_scale=w on the sweep episodes (seeds 3000..)",
+    "success_guidance_ensemble": "the same with temporal ensembling",
     "route_acc": "docking: leave-one-out nearest-centroid accuracy of the route from the latent at an episode's "
                  "frame 0 (held-out demos): posterior mean (act, C), prior mean (C), f(obs) (B). The route is drawn "
                  "independently of the layout, so from the observation alone (prior mean, f(obs)) chance is the "
@@ -205,6 +207,19 @@ def _success(per_run: list[tuple[int, dict | None]]) -> dict | None:
             "max_reward_mean": float(np.mean([e["max_reward_mean"] for _, e in vals]))}
 
 
+def _sweep(rs: list[dict], prefix: str, suffix: str) -> dict[float, dict | None]:
+    """A setting swept in evaluation keys ``<prefix><value><suffix>`` (e.g. ``eval_steps4``): value -> success."""
+    keys = {k for r in rs for k in r if k.startswith(prefix) and k.endswith(suffix)}
+    values = {}
+    for k in keys:
+        v = k.removeprefix(prefix).removesuffix(suffix) if suffix else k.removeprefix(prefix)
+        try:
+            values[float(v)] = k
+        except ValueError:  # e.g. eval_guide4_ens when asking for suffix ""
+            continue
+    return {v: _success([(r["seed"], r.get(k)) for r in rs]) for v, k in sorted(values.items())}
+
+
 def aggregate(runs: list[dict]) -> list[dict]:
     groups = defaultdict(list)
     for r in runs:
@@ -224,9 +239,9 @@ def aggregate(runs: list[dict]) -> list[dict]:
             "success_hold": _success([(r["seed"], r.get("eval_hold")) for r in rs]),
             "success_sample_z": _success([(r["seed"], r.get("eval_sample_z")) for r in rs]),
             # sampler-steps sweep (evaluated on the task's sweep seeds, not the headline ones)
-            "success_steps": {int(k.removeprefix("eval_steps")): _success([(r["seed"], r.get(k)) for r in rs])
-                              for k in sorted({k for r in rs for k in r if k.startswith("eval_steps")},
-                                              key=lambda k: int(k.removeprefix("eval_steps")))},
+            "success_steps": _sweep(rs, "eval_steps", ""),
+            "success_guidance": _sweep(rs, "eval_guide", ""),
+            "success_guidance_ensemble": _sweep(rs, "eval_guide", "_ens"),
             "chunk_mse": col("metrics", "fidelity", "chunk_mse"),
             "best_of_k_mse": col("metrics", "fidelity", "best_of_k_mse"),
             "mean_of_k_mse": col("metrics", "fidelity", "mean_of_k_mse"),
@@ -339,9 +354,19 @@ def tables(groups: list[dict], profile) -> str:
             steps = sorted({k for g in sweep for k in g["success_steps"]})
             lines += ["", "Sampler steps (DDIM, `--policy.num_inference_steps`), evaluated on the sweep episodes (seeds "
                       "3000..), disjoint from the table above:", "",
-                      "| policy | " + " | ".join(f"{k} steps" for k in steps) + " |", "|---|" + "---|" * len(steps)]
+                      "| policy | " + " | ".join(f"{k:g} steps" for k in steps) + " |", "|---|" + "---|" * len(steps)]
             for g in sweep:
                 lines.append(f"| {g['policy']} | " + " | ".join(_succ(g["success_steps"].get(k)) for k in steps) + " |")
+        guided = [g for g in tg if g["success_guidance"]]
+        if guided:
+            ws = sorted({w for g in guided for w in g["success_guidance"]})
+            lines += ["", "Style guidance (`--policy.style_guidance_scale=w`), plain / temporal ensembling, evaluated on the "
+                      "sweep episodes (seeds 3000..), disjoint from the table above:", "",
+                      "| policy | " + " | ".join(f"w = {w:g}" for w in ws) + " |", "|---|" + "---|" * len(ws)]
+            for g in guided:
+                cells = (f"{_succ(g['success_guidance'].get(w))} / {_succ(g['success_guidance_ensemble'].get(w))}"
+                         for w in ws)
+                lines.append(f"| {g['policy']} | " + " | ".join(cells) + " |")
         lines.append("")
         if task == "docking":
             n_ro = tg[0]["rollouts"].get("queue", {}).get("n_per_seed")
