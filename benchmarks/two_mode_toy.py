@@ -51,9 +51,6 @@ ALTERNATIVES = {
     "categorical code, kl 1": {"latent_prior": "categorical", "kl_weight": 1.0},
     "mixture prior, kl 0.01": {"latent_prior": "mixture", "kl_weight": 0.01},
     "mixture prior, kl 0.1": {"latent_prior": "mixture", "kl_weight": 0.1},
-    **{f"gaussian prior, kl 0.01, style guidance {w:g} on {n} step{'s' * (n > 1)}": {
-        "latent_prior": "gaussian", "kl_weight": 0.01, "style_guidance_scale": w, "style_guidance_steps": n}
-       for w, n in ((2.0, 1), (4.0, 1), (2.0, 4))},
     "gaussian prior, kl 0.01, no reconstruction term": {"latent_prior": "gaussian", "kl_weight": 0.01, "recon_weight": 0.0},
     "categorical code, kl 0.1, annealed over 2000 steps": {"latent_prior": "categorical", "kl_weight": 0.1,
                                                            "kl_anneal": "linear", "kl_anneal_steps": 2000},

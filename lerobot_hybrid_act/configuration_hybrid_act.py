@@ -66,20 +66,22 @@ class HybridActConfig(PreTrainedConfig):
     Style latent (B and C):
         latent_dim: size of B's z = f(obs); for C, of the continuous style part u of z.
         n_vae_encoder_layers: C's posterior encoder (ACT's VAE encoder over [cls, obs summary, a_1..a_k]).
-        latent_prior: C's latent and prior. ``"gaussian"`` (default): diagonal Gaussian posterior q(z|a,obs) and
-            prior p(z|obs), exact KL. ``"categorical"``: z = [one-hot mode code c of ``n_latent_modes``, continuous
+        latent_prior: C's latent and prior. ``"gaussian"``: diagonal Gaussian posterior q(z|a,obs) and prior
+            p(z|obs), exact KL. ``"fitted_mixture"`` (default): trained exactly as ``"gaussian"``, plus a mixture of
+            ``n_latent_modes`` Gaussians over z fitted to the posterior means by maximum likelihood (a mixture
+            density network) with the gradient stopped at its inputs, so it cannot pull z towards the prior's centre;
+            inference draws z from it. ``"categorical"``: z = [one-hot mode code c of ``n_latent_modes``, continuous
             style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and straight-through sampling (discrete
             modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c). ``"mixture"``: Gaussian posterior, prior
-            a mixture of ``n_latent_modes`` Gaussians (one-sample KL estimate). On the two-mode toy
-            (``benchmarks/two_mode_toy.py``) the code and the mixture keep a held z in one mode in 99-100% of decodes
-            and put 0-1% of prior draws between the modes; the Gaussian, whose one component spans both posterior
-            clusters, 95% and 2-6%. On paired-route docking (``modes_prior`` ablation profile, one seed) only the
-            Gaussian's z carried the route (a rollout with the posterior z of a route takes it 7 times in 10; chunk
-            spread from z 0.020 against 0.004 for the others): the code fell onto one code for both routes and the
-            mixture's z went unused. Hence the Gaussian default; the two others stay for tasks whose modes are
-            visible in most of the data.
+            a mixture of ``n_latent_modes`` Gaussians in the KL (one-sample estimate).
+            Why the fitted mixture (docs/latent-modes.md): on paired-route docking only the Gaussian's z carried the
+            route (the code fell onto one code for both routes, the KL mixture's z went unused), and a route's
+            posterior z steers the rollout onto that route; but one Gaussian p(z|obs) spans both routes' posterior
+            clusters, and its draws land between them, where the decoder averages the routes into the obstacle. The
+            fitted mixture draws z inside a cluster. The KL mixture and the code stay for tasks whose modes are
+            visible in most of the data (on the two-mode toy they put 0-1% of draws between the modes).
         n_latent_modes: codes (categorical) or mixture components: more than the modes a task is expected to have
-            (unused codes get no prior mass).
+            (unused components get no weight).
 
     Diffusion (diffusers' schedulers):
         num_train_timesteps, beta_schedule, beta_start, beta_end: DDPM forward process for training.
@@ -113,19 +115,18 @@ class HybridActConfig(PreTrainedConfig):
 
     Inference:
         temporal_ensemble_coeff: ACT's temporal ensembling (LeRobot's ``ACTTemporalEnsembler``) when set.
-        z_mode: ``"hold"`` (C's default) draws z ~ p(z|obs) at the episode's first chunk and keeps it until
-            ``reset()``, so every chunk follows one mode and temporal ensembling averages chunks of one mode;
-            ``"sample"`` draws a fresh z for every chunk; ``"mean"`` uses the prior's most likely z. B's z is
-            always f(obs). An explicit z: ``policy.set_style(z)`` or ``predict_action_chunk(batch, z=z)``.
-        style_guidance_scale: C only. Every denoising step's output is pushed away from the chunk of the prior's
-            most likely z and towards the chunk of the z in use: ``out(z_ref) + w * (out(z) - out(z_ref))``, z_ref
-            the prior mean at the current observation (classifier-free guidance, Ho & Salimans arXiv 2207.12598,
-            with the prior mean in place of the unconditional model; no retraining). Where the observation leaves
-            the mode open, the prior mean decodes to the average of the modes, and the decoder's dependence on z is
-            weak; w > 1 amplifies it. 1 is off and costs nothing; w != 1 runs the denoiser on a doubled batch.
-        style_guidance_steps: how many of the sampler's first (noisiest) steps are guided. The mode is decided
-            there; guiding later steps too pushes the final chunk beyond the mode (two-mode toy: at w = 2 on every
-            step, 60% of chunks land off both modes).
+        z_mode: ``"hold"`` (C's default) draws z ~ p(z|obs) at the episode's first chunk and keeps it for
+            ``hold_steps`` control steps, so the first chunks follow one mode (temporal ensembling then averages
+            chunks of that mode); afterwards each chunk takes the prior's most likely z at its observation, which by
+            then shows the mode. ``"sample"`` draws a fresh z for every chunk; ``"mean"`` uses the prior's most likely
+            z. B's z is always f(obs). An explicit z: ``policy.set_style(z)`` or ``predict_action_chunk(batch, z=z)``.
+        hold_steps: control steps the held z is used for (counted as executed actions: ``n_action_steps`` per chunk,
+            1 with temporal ensembling); None holds it until ``reset()``.
+        hold_scale: the held z is moved away from the Gaussian prior's mean (the centre between the modes' clusters)
+            by this factor: ``z = mean + hold_scale * (z - mean)``. The decoder's response to z is weak (an MSE-trained
+            denoiser shrinks towards the average of what z leaves uncertain); scaling the first chunk's z makes it
+            commit to the mode. Scaling a z held for the whole episode also exaggerates its style (wider, faster)
+            where precision matters, hence ``hold_steps``.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T); 0 gives
             the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
@@ -197,8 +198,6 @@ class HybridActConfig(PreTrainedConfig):
     prior_temperature: float = 1.0
     hold_steps: int | None = None
     hold_scale: float = 1.0
-    style_guidance_scale: float = 1.0
-    style_guidance_steps: int = 1
     rtc_config: RTCConfig | None = None
 
     optimizer_lr: float = 1e-4
@@ -279,15 +278,6 @@ class HybridActConfig(PreTrainedConfig):
             raise ValueError(f"`scheduler_warmup_steps` must be >= 0, got {self.scheduler_warmup_steps}.")
         if self.kl_free_bits < 0:
             raise ValueError(f"`kl_free_bits` must be >= 0 nats per dimension, got {self.kl_free_bits}.")
-        if self.style_guidance_scale != 1.0 and self.style_mode != "cvae":
-            raise ValueError(
-                f"`style_guidance_scale` ({self.style_guidance_scale}) needs hybrid_act_c: it contrasts the sampled z "
-                f"with the prior's most likely z, and {self.type} has no prior p(z|obs). Leave it at 1.0."
-            )
-        if not math.isfinite(self.style_guidance_scale) or self.style_guidance_scale < 0:
-            raise ValueError(f"`style_guidance_scale` must be a finite number >= 0 (1 is off), got {self.style_guidance_scale}.")
-        if self.style_guidance_steps < 1:
-            raise ValueError(f"`style_guidance_steps` must be >= 1 (style_guidance_scale=1 turns guidance off), got {self.style_guidance_steps}.")
         if self.hold_steps is not None and self.hold_steps < 1:
             raise ValueError(f"`hold_steps` must be >= 1 control step, or None to hold z for the whole episode; got {self.hold_steps}.")
         if not math.isfinite(self.hold_scale) or self.hold_scale < 0:

@@ -230,11 +230,7 @@ class HybridActPolicy(PreTrainedPolicy):
         prefix = None
         if prev_chunk_left_over is not None:
             prefix = self._rtc_prefix(prev_chunk_left_over, inference_delay, obs.tokens)
-        z = self._inference_style(obs.summary, z, generator)
-        z_ref = None
-        if self.config.style_guidance_scale != 1.0:
-            z_ref = model.style.infer(obs.summary, "mean", 1.0, None)
-        return model.sample(obs, z, generator, prefix, z_ref)
+        return model.sample(obs, self._inference_style(obs.summary, z, generator), generator, prefix)
 
     def _rtc_prefix(self, prev: Tensor, inference_delay: int | None, like: Tensor) -> tuple[Tensor, Tensor]:
         """The previous chunk's leftover padded to chunk_size, and RTC's soft prefix mask (1, chunk_size, 1)."""
@@ -448,13 +444,10 @@ class HybridActModel(nn.Module):
         z: Tensor | None,
         generator: torch.Generator | None = None,
         prefix: tuple[Tensor, Tensor] | None = None,
-        z_ref: Tensor | None = None,
     ) -> Tensor:
         """Reverse diffusion from Gaussian noise on the cached observation tokens. ``prefix`` = (actions, weights):
         at every step the predicted clean chunk is pulled towards ``actions`` by ``weights`` (real-time chunking's
-        soft inpainting; weight 1 fixes an action, 0 leaves it free). ``z_ref``: style guidance, the first
-        ``style_guidance_steps`` steps' output is ``out(z_ref) + style_guidance_scale * (out(z) - out(z_ref))``
-        (both in one batched pass)."""
+        soft inpainting; weight 1 fixes an action, 0 leaves it free)."""
         batch_size = obs.tokens.shape[0]
         shape = (batch_size, self.config.chunk_size, self.denoiser.action_dim)
         x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
@@ -465,18 +458,9 @@ class HybridActModel(nn.Module):
         # Everything that does not depend on the noisy chunk is computed once per chunk: the memory's
         # cross-attention keys/values and, for all sampler timesteps at once, every layer's FiLM parameters.
         memory_kv = self.denoiser.memory_kv(obs)
-        t_all = timesteps.to(x.device).view(-1, 1)
-        films = self.denoiser.films(t_all.expand(-1, batch_size), z)
-        n_guided = 0 if z_ref is None else min(self.config.style_guidance_steps, len(timesteps))
-        if n_guided:  # the guided steps run z and z_ref in one batch: [z rows; z_ref rows]
-            memory_kv_2 = [(torch.cat([k, k]), torch.cat([v, v])) for k, v in memory_kv]
-            films_2 = self.denoiser.films(t_all.expand(-1, 2 * batch_size), torch.cat([z, z_ref]))
+        films = self.denoiser.films(timesteps.to(x.device).view(-1, 1).expand(-1, batch_size), z)
         for i, t in enumerate(timesteps):
-            if i < n_guided:
-                out_z, out_ref = self.denoiser.run(torch.cat([x, x]), [f[i] for f in films_2], memory_kv_2).chunk(2)
-                model_out = torch.lerp(out_ref, out_z, self.config.style_guidance_scale)
-            else:
-                model_out = self.denoiser.run(x, [film[i] for film in films], memory_kv)
+            model_out = self.denoiser.run(x, [film[i] for film in films], memory_kv)
             if prefix is not None:
                 model_out = torch.lerp(model_out, prefix[0], prefix[1])
             x = self.sampler.step(model_out, t, x, generator=generator).prev_sample
@@ -693,10 +677,14 @@ class GaussianPriorStyle(nn.Module):
         self.prior = _mlp(config.denoiser_dim_model, 2 * config.latent_dim)
 
     def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
+        return self._gaussian_latent(summary, actions, action_is_pad)[0]
+
+    def _gaussian_latent(self, summary, actions, action_is_pad) -> tuple[StyleOutput, Tensor]:
+        """(z drawn from the posterior with its KL to the Gaussian prior, the posterior mean)."""
         mu_q, logvar_q = self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)
         mu_p, logvar_p = self.prior(summary).chunk(2, dim=-1)
         z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
-        return StyleOutput(z, gaussian_kl(mu_q, logvar_q, mu_p, logvar_p), torch.ones(self.z_dim))
+        return StyleOutput(z, gaussian_kl(mu_q, logvar_q, mu_p, logvar_p), torch.ones(self.z_dim)), mu_q
 
     def prior_mean(self, summary: Tensor) -> Tensor:
         """The Gaussian prior's mean: the centre of the posterior's clusters at this observation."""
@@ -773,12 +761,11 @@ class FittedMixtureStyle(GaussianPriorStyle):
         return logits, mu, logvar.clamp(*self.LOGVAR_RANGE)
 
     def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
-        mu_q, logvar_q = self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)
-        mu_p, logvar_p = self.prior(summary).chunk(2, dim=-1)
-        z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
+        out, mu_q = self._gaussian_latent(summary, actions, action_is_pad)
         logits, mu_f, logvar_f = self._fitted(summary.detach())
         log_f = torch.logsumexp(logits.log_softmax(-1) + gaussian_log_prob(mu_q.detach().unsqueeze(1), mu_f, logvar_f), -1)
-        return StyleOutput(z, gaussian_kl(mu_q, logvar_q, mu_p, logvar_p), torch.ones(self.z_dim), -log_f.mean())
+        out.fit_nll = -log_f.mean()
+        return out
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
         logits, mu_f, logvar_f = self._fitted(summary)

@@ -158,37 +158,55 @@ def test_rtc_keeps_the_executed_prefix_and_blends_into_the_leftover():
         eps.predict_action_chunk(obs, prev_chunk_left_over=prev, inference_delay=1)
 
 
-def test_style_guidance_contrasts_z_with_the_prior_mean():
-    """style_guidance_scale w: a guided step's output is out(z_ref) + w (out(z) - out(z_ref)), z_ref = prior mean. So
-    w = 1 reproduces the unguided chunk, w = 0 on every step the chunk decoded with the prior mean, and w = 3 differs
-    from both; guiding only the first step differs from guiding every step."""
-    policy = train_steps(make_policy("hybrid_act_c", image=False), make_batch(image=False), steps=20)
-    obs = observation(make_batch(3, image=False, seed=1))
-    z = policy.sample_style(obs, torch.Generator().manual_seed(0))
-    policy.config.z_mode = "mean"  # sample_style then gives the prior's most likely z
+
+def test_fitted_mixture_is_fitted_to_the_posterior_without_pulling_it():
+    """latent_prior="fitted_mixture": its NLL trains only the fitted head (inputs detached), so the posterior, the
+    encoder and the denoiser get no gradient from it; sample_style draws from it."""
+    policy = make_policy("hybrid_act_c", image=False, latent_prior="fitted_mixture")
+    batch = make_batch(image=False)
+    _, info = policy.forward(batch)
+    assert "prior_fit_nll" in info
+    style = policy.model.style
+    out = style.train_latent(policy.model.encode_observation(batch).summary, batch["action"], batch.get("action_is_pad"))
+    out.fit_nll.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in style.fitted.parameters())
+    for module in (style.posterior, style.prior, policy.model.obs_encoder, policy.model.denoiser):
+        assert all(p.grad is None or p.grad.abs().sum() == 0 for p in module.parameters())
+    trained = train_steps(make_policy("hybrid_act_c", image=False, latent_prior="fitted_mixture"), batch, steps=30)
+    obs = observation(make_batch(2, image=False, seed=1))
+    z = trained.sample_style(obs, torch.Generator().manual_seed(0))
+    assert z.shape == (2, trained.config.latent_dim) and torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize("prior", ["gaussian", "fitted_mixture"])
+def test_held_z_is_scaled_and_released_after_hold_steps(prior):
+    """z_mode="hold": the first chunk decodes the drawn z (hold_scale 1: exactly sample_style's draw; another scale:
+    another chunk); once hold_steps actions have been executed, chunks decode the prior's most likely z."""
+    policy = train_steps(make_policy("hybrid_act_c", image=False, latent_prior=prior, hold_steps=CHUNK), make_batch(image=False), steps=20)
+    obs = observation(make_batch(2, image=False, seed=1))
+    g = torch.Generator().manual_seed(0)
+    z = policy.sample_style(obs, g)
+    reference = policy.predict_action_chunk(obs, z=z, generator=g)  # the same draws, in the same order
+    policy.reset()
+    g = torch.Generator().manual_seed(0)
+    first = policy.predict_action_chunk(obs, generator=g)
+    assert torch.equal(first, reference)
+    # n_action_steps = CHUNK = hold_steps actions executed: the next chunk takes the prior's most likely z
+    state = g.get_state()
+    second = policy.predict_action_chunk(obs, generator=g)
+    policy.config.z_mode = "mean"
     z_mean = policy.sample_style(obs)
     policy.config.z_mode = "hold"
-    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
-    plain = policy.predict_action_chunk(obs, z=z, generator=g())
-    at_mean = policy.predict_action_chunk(obs, z=z_mean, generator=g())
-    chunks = {}
-    policy.config.style_guidance_steps = policy.config.num_inference_steps
-    for w in (1.0, 0.0, 3.0):
-        policy.config.style_guidance_scale = w
-        chunks[w] = policy.predict_action_chunk(obs, z=z, generator=g())
-    assert torch.allclose(chunks[1.0], plain, atol=1e-5)
-    assert torch.allclose(chunks[0.0], at_mean, atol=1e-5)
-    assert (chunks[3.0] - plain).abs().mean() > 1e-3 and (chunks[3.0] - at_mean).abs().mean() > 1e-3
-    policy.config.style_guidance_steps = 1
-    first_only = policy.predict_action_chunk(obs, z=z, generator=g())
-    assert (first_only - chunks[3.0]).abs().mean() > 1e-4 and (first_only - plain).abs().mean() > 1e-4
+    g.set_state(state)
+    assert torch.equal(second, policy.predict_action_chunk(obs, z=z_mean, generator=g))
+    policy.reset()
+    policy.config.hold_scale = 3.0
+    assert not torch.allclose(policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0)), first)
 
 
-def test_style_guidance_needs_c():
-    for variant in ("hybrid_act_a", "hybrid_act_b"):
-        with pytest.raises(ValueError, match="style_guidance_scale.*needs hybrid_act_c"):
-            make_policy(variant, image=False, style_guidance_scale=2.0)
-    with pytest.raises(ValueError, match="style_guidance_scale.*>= 0"):
-        make_policy("hybrid_act_c", image=False, style_guidance_scale=-1.0)
-    with pytest.raises(ValueError, match="style_guidance_steps.*>= 1"):
-        make_policy("hybrid_act_c", image=False, style_guidance_steps=0)
+def test_hold_scale_needs_a_gaussian_centre():
+    for variant, overrides in (("hybrid_act_b", {}), ("hybrid_act_c", {"latent_prior": "categorical"})):
+        with pytest.raises(ValueError, match="hold_scale.*Gaussian prior's mean"):
+            make_policy(variant, image=False, hold_scale=2.0, **overrides)
+    with pytest.raises(ValueError, match="hold_steps.*>= 1"):
+        make_policy("hybrid_act_c", image=False, hold_steps=0)

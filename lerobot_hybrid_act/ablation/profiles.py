@@ -38,6 +38,8 @@ _C_LATENTS = {
 _C_DESIGN = {
     "cosine": ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01", "--policy.scheduler_name=cosine"),
     "fitted": ("--policy.latent_prior=fitted_mixture", "--policy.kl_weight=0.01"),
+    "fitted_kl0001": ("--policy.latent_prior=fitted_mixture", "--policy.kl_weight=0.001"),
+    "fitted_recon4": ("--policy.latent_prior=fitted_mixture", "--policy.kl_weight=0.01", "--policy.recon_weight=4.0"),
 }
 VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01")),
             **{f"hybrid_act_c_{k}": ("hybrid_act_c", flags) for k, flags in {**_C_LATENTS, **_C_DESIGN}.items()}}
@@ -165,8 +167,8 @@ class Profile:
     sample_eval_policies: tuple[str, ...] = ()
     # C's sampler steps swept on ``TaskSpec.sweep_seed`` episodes (report-only: which default the data favour)
     steps_sweep: tuple[int, ...] = ()
-    # C's style_guidance_scale swept on ``TaskSpec.sweep_seed`` episodes, plain and with temporal ensembling
-    guidance_sweep: tuple[float, ...] = ()
+    # C's hold_scale swept on ``TaskSpec.sweep_seed`` episodes, plain and with temporal ensembling
+    hold_scale_sweep: tuple[float, ...] = ()
     # per task: the policies trained there (default: ``policies``)
     task_policies: dict[str, tuple[str, ...]] = field(default_factory=dict)
     n_heldout: int = 50  # held-out demos (chunk fidelity, latent probes)
@@ -282,7 +284,7 @@ MODES = Profile(
 )
 
 # The design choice behind C's defaults, made before MODES trains C and on episodes MODES never evaluates (3000+):
-# C's latent prior and KL weight, the sampler steps (1, 2, 4, 8) and the style guidance scale, on paired docking, one seed.
+# C's latent prior and KL weight, the sampler steps (1, 2, 4, 8) and the held z's scale, on paired docking, one seed.
 MODES_PRIOR = replace(
     MODES, name="modes_prior",
     description=(
@@ -293,7 +295,7 @@ MODES_PRIOR = replace(
     tasks=(replace(DOCKING_MODES, eval_seed=3000),), policies=(), task_policies={},
     variant_policies={"docking": tuple(f"hybrid_act_c_{k}" for k in {**_C_LATENTS, **_C_DESIGN})},
     steps={"docking": 5000}, main_n_demos={"docking": 50}, extra_n_demos={}, seeds=(1,),
-    guidance_sweep=(1.0, 2.0, 4.0, 8.0),
+    hold_scale_sweep=(1.0, 2.0, 4.0, 8.0),
 )
 
 # Images (top camera 480x640, ImageNet ResNet18 backbone for every policy), LeRobot act's default sizes.

@@ -68,8 +68,8 @@ METRIC_DEFS = {
                          "(after committing to one) before passing the obstacle",
     "success_sample_z": "hybrid_act_c evaluated with --policy.z_mode=sample: a fresh z ~ p(z|obs) for every chunk",
     "success_steps": "hybrid_act_c evaluated with --policy.num_inference_steps=k on the sweep episodes (seeds 3000..)",
-    "success_guidance": "hybrid_act_c evaluated with --policy.style_guidance_scale=w on the sweep episodes (seeds 3000..)",
-    "success_guidance_ensemble": "the same with temporal ensembling",
+    "success_hold_scale": "hybrid_act_c evaluated with --policy.hold_scale=s on the sweep episodes (seeds 3000..)",
+    "success_hold_scale_ensemble": "the same with temporal ensembling",
     "route_acc": "docking: leave-one-out nearest-centroid accuracy of the route from the latent at an episode's "
                  "frame 0 (held-out demos): posterior mean (act, C), prior mean (C), f(obs) (B). The route is drawn "
                  "independently of the layout, so from the observation alone (prior mean, f(obs)) chance is the "
@@ -215,7 +215,7 @@ def _sweep(rs: list[dict], prefix: str, suffix: str) -> dict[float, dict | None]
         v = k.removeprefix(prefix).removesuffix(suffix) if suffix else k.removeprefix(prefix)
         try:
             values[float(v)] = k
-        except ValueError:  # e.g. eval_guide4_ens when asking for suffix ""
+        except ValueError:  # e.g. eval_hold_scale4_ens when asking for suffix ""
             continue
     return {v: _success([(r["seed"], r.get(k)) for r in rs]) for v, k in sorted(values.items())}
 
@@ -240,8 +240,8 @@ def aggregate(runs: list[dict]) -> list[dict]:
             "success_sample_z": _success([(r["seed"], r.get("eval_sample_z")) for r in rs]),
             # sampler-steps sweep (evaluated on the task's sweep seeds, not the headline ones)
             "success_steps": _sweep(rs, "eval_steps", ""),
-            "success_guidance": _sweep(rs, "eval_guide", ""),
-            "success_guidance_ensemble": _sweep(rs, "eval_guide", "_ens"),
+            "success_hold_scale": _sweep(rs, "eval_hold_scale", ""),
+            "success_hold_scale_ensemble": _sweep(rs, "eval_hold_scale", "_ens"),
             "chunk_mse": col("metrics", "fidelity", "chunk_mse"),
             "best_of_k_mse": col("metrics", "fidelity", "best_of_k_mse"),
             "mean_of_k_mse": col("metrics", "fidelity", "mean_of_k_mse"),
@@ -357,14 +357,14 @@ def tables(groups: list[dict], profile) -> str:
                       "| policy | " + " | ".join(f"{k:g} steps" for k in steps) + " |", "|---|" + "---|" * len(steps)]
             for g in sweep:
                 lines.append(f"| {g['policy']} | " + " | ".join(_succ(g["success_steps"].get(k)) for k in steps) + " |")
-        guided = [g for g in tg if g["success_guidance"]]
-        if guided:
-            ws = sorted({w for g in guided for w in g["success_guidance"]})
-            lines += ["", "Style guidance (`--policy.style_guidance_scale=w`), plain / temporal ensembling, evaluated on the "
+        scaled = [g for g in tg if g["success_hold_scale"]]
+        if scaled:
+            ws = sorted({w for g in scaled for w in g["success_hold_scale"]})
+            lines += ["", "Held z's scale (`--policy.hold_scale=s`), plain / temporal ensembling, evaluated on the "
                       "sweep episodes (seeds 3000..), disjoint from the table above:", "",
-                      "| policy | " + " | ".join(f"w = {w:g}" for w in ws) + " |", "|---|" + "---|" * len(ws)]
-            for g in guided:
-                cells = (f"{_succ(g['success_guidance'].get(w))} / {_succ(g['success_guidance_ensemble'].get(w))}"
+                      "| policy | " + " | ".join(f"s = {w:g}" for w in ws) + " |", "|---|" + "---|" * len(ws)]
+            for g in scaled:
+                cells = (f"{_succ(g['success_hold_scale'].get(w))} / {_succ(g['success_hold_scale_ensemble'].get(w))}"
                          for w in ws)
                 lines.append(f"| {g['policy']} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -152,7 +152,7 @@ def train_cmd(run: dict, task: TaskSpec, data: Path, out: Path, profile: Profile
 def eval_variants(profile: Profile, policy: str) -> list[tuple[str, str, list[str]]]:
     """(result key, eval dir suffix, extra lerobot-eval flags) of every evaluation a run of ``policy`` gets.
 
-    ``eval_steps<k>`` (the sampler-steps sweep) and ``eval_guide<w>[_ens]`` (the style-guidance sweep) run on the
+    ``eval_steps<k>`` (the sampler-steps sweep) and ``eval_hold_scale<s>[_ens]`` (the held z's scale) run on the
     task's ``sweep_seed`` episodes, not the headline ones."""
     out, policy = [("eval", "", [])], policy_type(policy)
     ensemble = [f"--policy.temporal_ensemble_coeff={profile.ensemble_coeff}", "--policy.n_action_steps=1"]
@@ -165,11 +165,11 @@ def eval_variants(profile: Profile, policy: str) -> list[tuple[str, str, list[st
     if policy == "hybrid_act_c":
         out += [(f"eval_steps{k}", f"_steps{k}", [f"--policy.num_inference_steps={k}", SWEEP_SEED_FLAG])
                 for k in profile.steps_sweep]
-        for w in profile.guidance_sweep:
-            flags = [f"--policy.style_guidance_scale={w:g}", SWEEP_SEED_FLAG]
-            out.append((f"eval_guide{w:g}", f"_guide{w:g}", flags))
+        for w in profile.hold_scale_sweep:
+            flags = [f"--policy.hold_scale={w:g}", SWEEP_SEED_FLAG]
+            out.append((f"eval_hold_scale{w:g}", f"_holdscale{w:g}", flags))
             if profile.ensemble_eval:
-                out.append((f"eval_guide{w:g}_ens", f"_guide{w:g}_ens", flags + ensemble))
+                out.append((f"eval_hold_scale{w:g}_ens", f"_holdscale{w:g}_ens", flags + ensemble))
     return out
 
 
