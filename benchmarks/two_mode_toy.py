@@ -50,6 +50,7 @@ ALTERNATIVES = {
     "categorical code, kl 0.1": {"latent_prior": "categorical", "kl_weight": 0.1},
     "categorical code, kl 1": {"latent_prior": "categorical", "kl_weight": 1.0},
     "mixture prior, kl 0.01": {"latent_prior": "mixture", "kl_weight": 0.01},
+    "fitted mixture, kl 0.01": {"latent_prior": "fitted_mixture", "kl_weight": 0.01},
     "mixture prior, kl 0.1": {"latent_prior": "mixture", "kl_weight": 0.1},
     "gaussian prior, kl 0.01, no reconstruction term": {"latent_prior": "gaussian", "kl_weight": 0.01, "recon_weight": 0.0},
     "categorical code, kl 0.1, annealed over 2000 steps": {"latent_prior": "categorical", "kl_weight": 0.1,

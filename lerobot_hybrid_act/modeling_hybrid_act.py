@@ -152,6 +152,17 @@ class HybridActPolicy(PreTrainedPolicy):
         return style.posterior_mean(summary, actions, batch.get(ACTION_IS_PAD))
 
     @torch.no_grad()
+    def style_centre(self, batch: dict[str, Tensor]) -> Tensor:
+        """hybrid_act_c: the prior's mean E[z | obs] at each observation, shape (B, z_dim): the centre between the
+        modes' posterior clusters that ``hold_scale`` scales away from (the Gaussian prior's mean for ``gaussian`` and
+        ``fitted_mixture``)."""
+        if self.config.style_mode != "cvae":
+            raise ValueError(f"{self.config.type} has no prior p(z|obs); style_centre is for hybrid_act_c.")
+        style = self._style_module()
+        self.eval()
+        return style.prior_mean(self.inference_model.encode_observation(batch).summary)
+
+    @torch.no_grad()
     def style_kl(self, batch: dict[str, Tensor]) -> Tensor:
         """hybrid_act_c: KL(q(z|a, obs) || p(z|obs)) in nats for each sample of ``batch`` (which needs ``action``),
         shape (B, n_terms): one column per latent dimension (``gaussian``), [code, style dims...]
@@ -303,7 +314,7 @@ class HybridActPolicy(PreTrainedPolicy):
             loss = loss + self.config.recon_weight * recon_loss
             info["recon_loss"] = recon_loss.item()
         if style.fit_nll is not None:  # trains only the fitted sampling prior (its inputs are detached)
-            loss = loss + style.fit_nll
+            loss = loss + style.fit_nll * FittedMixtureStyle.FIT_LOSS_SCALE
             info["prior_fit_nll"] = style.fit_nll.item()
         if style.kl is not None:
             kl_terms = style.kl.mean(0)  # (n_terms,) batch-mean KL in nats
@@ -729,6 +740,11 @@ class MixturePriorStyle(GaussianPriorStyle):
         kl = gaussian_log_prob(z, mu_q, logvar_q) - log_p
         return StyleOutput(z, kl.unsqueeze(-1), torch.full((1,), float(self.z_dim)))
 
+    def prior_mean(self, summary: Tensor) -> Tensor:
+        """The mixture's mean, between its components."""
+        logits, mu_p, _ = self._prior(summary)
+        return (logits.softmax(-1).unsqueeze(-1) * mu_p).sum(1)
+
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
         logits, mu_p, logvar_p = self._prior(summary)
         t = 0.0 if z_mode == "mean" else temperature
@@ -748,11 +764,18 @@ class FittedMixtureStyle(GaussianPriorStyle):
     not. Inference draws z from the fitted mixture: a component, then its mean (+ temperature x its spread)."""
 
     LOGVAR_RANGE = (-8.0, 4.0)  # keeps the fit's likelihood finite on tight clusters
+    # The fit's loss scale. Adam's step does not depend on it, but lerobot-train clips the *global* gradient norm:
+    # unscaled, this NLL's gradients (norm ~300 against ~0.3 for the rest) made every step clip, which shrank the
+    # policy's own updates ~30-fold. At 1e-3 the head trains as fast and never triggers the clip.
+    FIT_LOSS_SCALE = 1e-3
 
     def __init__(self, config: HybridActConfig):
         super().__init__(config)
         self.n_modes = config.n_latent_modes
-        self.fitted = _mlp(config.denoiser_dim_model, self.n_modes * (1 + 2 * config.latent_dim))
+        # Its own random stream: the rest of the model is initialised exactly as with latent_prior="gaussian", so a
+        # seed gives the same policy with or without the fitted head.
+        with torch.random.fork_rng(devices=[]):
+            self.fitted = _mlp(config.denoiser_dim_model, self.n_modes * (1 + 2 * config.latent_dim))
 
     def _fitted(self, summary: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out = self.fitted(summary)
@@ -823,6 +846,13 @@ class CategoricalStyle(nn.Module):
     def posterior_mean(self, summary, actions, action_is_pad) -> Tensor:
         logits_q, mu_q, _ = self._posterior(summary, actions, action_is_pad)
         return torch.cat([F.one_hot(logits_q.argmax(-1), self.n_modes).to(mu_q), mu_q], dim=-1)
+
+    def prior_mean(self, summary: Tensor) -> Tensor:
+        """E[z] under the prior: the codes' probabilities and their styles' probability-weighted mean."""
+        probs = self.mode_prior(summary).softmax(-1)
+        eye = torch.eye(self.n_modes, device=summary.device, dtype=summary.dtype).expand(len(summary), -1, -1)
+        mu_u = self._style_prior(summary, eye)[0]
+        return torch.cat([probs, (probs.unsqueeze(-1) * mu_u).sum(1)], dim=-1)
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
         t = 0.0 if z_mode == "mean" else temperature

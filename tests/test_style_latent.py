@@ -178,11 +178,37 @@ def test_fitted_mixture_is_fitted_to_the_posterior_without_pulling_it():
     assert z.shape == (2, trained.config.latent_dim) and torch.isfinite(z).all()
 
 
+def test_fitted_head_leaves_the_policy_training_unchanged():
+    """Same seed, latent_prior "gaussian" vs "fitted_mixture": identical initial weights and, after steps of
+    lerobot-train's update (AdamW with global gradient-norm clipping at 10), identical weights outside the fitted
+    head. The head's own init uses a forked random stream and its loss is scaled so that it never triggers the clip."""
+    from lerobot.optim import AdamWConfig
+
+    batch = make_batch(image=False)
+    policies = [make_policy("hybrid_act_c", image=False, latent_prior=p) for p in ("gaussian", "fitted_mixture")]
+    for policy in policies:
+        torch.manual_seed(1)  # the same posterior / diffusion noise draws in both
+        policy.train()
+        cfg = AdamWConfig(lr=1e-3, weight_decay=1e-4, grad_clip_norm=10.0)
+        opt = cfg.build(policy.parameters())
+        for _ in range(150):  # long enough for the fit to tighten and its NLL gradients to grow
+            loss, _ = policy(batch)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip_norm)
+            opt.step()
+    gaussian, fitted = (dict(p.named_parameters()) for p in policies)
+    assert set(fitted) - set(gaussian) and all(k.startswith("model.style.fitted.") for k in set(fitted) - set(gaussian))
+    for name, value in gaussian.items():
+        assert torch.allclose(value, fitted[name], atol=1e-6), name
+
+
 @pytest.mark.parametrize("prior", ["gaussian", "fitted_mixture"])
 def test_held_z_is_scaled_and_released_after_hold_steps(prior):
     """z_mode="hold": the first chunk decodes the drawn z (hold_scale 1: exactly sample_style's draw; another scale:
     another chunk); once hold_steps actions have been executed, chunks decode the prior's most likely z."""
-    policy = train_steps(make_policy("hybrid_act_c", image=False, latent_prior=prior, hold_steps=CHUNK), make_batch(image=False), steps=20)
+    policy = make_policy("hybrid_act_c", image=False, latent_prior=prior, hold_steps=CHUNK, hold_scale=1.0)
+    policy = train_steps(policy, make_batch(image=False), steps=20)
     obs = observation(make_batch(2, image=False, seed=1))
     g = torch.Generator().manual_seed(0)
     z = policy.sample_style(obs, g)
@@ -199,14 +225,26 @@ def test_held_z_is_scaled_and_released_after_hold_steps(prior):
     policy.config.z_mode = "hold"
     g.set_state(state)
     assert torch.equal(second, policy.predict_action_chunk(obs, z=z_mean, generator=g))
+    # hold_scale 3: the drawn z moved 3x as far from the Gaussian prior's mean (style_centre)
+    g = torch.Generator().manual_seed(0)
+    z, centre = policy.sample_style(obs, g), policy.style_centre(obs)
+    reference = policy.predict_action_chunk(obs, z=centre + 3.0 * (z - centre), generator=g)
     policy.reset()
     policy.config.hold_scale = 3.0
-    assert not torch.allclose(policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0)), first)
+    scaled = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(scaled, reference, atol=1e-6) and not torch.allclose(scaled, first)
 
 
-def test_hold_scale_needs_a_gaussian_centre():
-    for variant, overrides in (("hybrid_act_b", {}), ("hybrid_act_c", {"latent_prior": "categorical"})):
-        with pytest.raises(ValueError, match="hold_scale.*Gaussian prior's mean"):
-            make_policy(variant, image=False, hold_scale=2.0, **overrides)
+def test_hold_scale_needs_c_and_every_prior_has_a_centre():
+    with pytest.raises(ValueError, match="hold_scale.*only hybrid_act_c"):
+        make_policy("hybrid_act_b", image=False, hold_scale=2.0)
     with pytest.raises(ValueError, match="hold_steps.*>= 1"):
         make_policy("hybrid_act_c", image=False, hold_steps=0)
+    obs = observation(make_batch(2, image=False))
+    with pytest.raises(ValueError, match="style_centre is for hybrid_act_c"):
+        make_policy("hybrid_act_b", image=False).style_centre(obs)
+    for prior in ("gaussian", "fitted_mixture", "mixture", "categorical"):
+        policy = make_policy("hybrid_act_c", image=False, latent_prior=prior)
+        centre = policy.style_centre(obs)
+        assert centre.shape == policy.sample_style(obs).shape and torch.isfinite(centre).all()
+        policy.predict_action_chunk(obs)  # the default hold_scale works with every prior

@@ -37,9 +37,6 @@ _C_LATENTS = {
 # Design runs after modes_prior (docs/latent-modes.md): C at the Gaussian kl 0.01 defaults plus one change each.
 _C_DESIGN = {
     "cosine": ("--policy.latent_prior=gaussian", "--policy.kl_weight=0.01", "--policy.scheduler_name=cosine"),
-    "fitted": ("--policy.latent_prior=fitted_mixture", "--policy.kl_weight=0.01"),
-    "fitted_kl0001": ("--policy.latent_prior=fitted_mixture", "--policy.kl_weight=0.001"),
-    "fitted_recon4": ("--policy.latent_prior=fitted_mixture", "--policy.kl_weight=0.01", "--policy.recon_weight=4.0"),
 }
 VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0", "--policy.kl_weight=0.01")),
             **{f"hybrid_act_c_{k}": ("hybrid_act_c", flags) for k, flags in {**_C_LATENTS, **_C_DESIGN}.items()}}
