@@ -609,6 +609,24 @@ def _sample_categorical(logits: Tensor, temperature: float, generator: torch.Gen
     ].to(logits.device)
 
 
+def _split_mixture(out: Tensor, n_modes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """A mixture head's output (B, K * (1 + 2 d)) as (logits (B, K), means (B, K, d), log-variances (B, K, d))."""
+    logits, params = out[:, :n_modes], out[:, n_modes:].unflatten(-1, (n_modes, -1))
+    mu, logvar = params.chunk(2, dim=-1)
+    return logits, mu, logvar
+
+
+def _sample_mixture(logits: Tensor, mu: Tensor, logvar: Tensor, temperature: float,
+                    generator: torch.Generator | None) -> Tensor:
+    """A component drawn from softmax(logits / T), then its mean + T x its spread (the most likely mean at T = 0)."""
+    k = _sample_categorical(logits, temperature, generator)
+    rows = torch.arange(len(k), device=k.device)
+    mu, logvar = mu[rows, k], logvar[rows, k]
+    if temperature == 0:
+        return mu
+    return mu + temperature * (0.5 * logvar).exp() * _randn(mu.shape, mu, generator)
+
+
 class NoStyle(nn.Module):
     """Variant A: the denoiser sees no z; any z passed in is ignored."""
 
@@ -727,10 +745,7 @@ class MixturePriorStyle(GaussianPriorStyle):
         self.prior = _mlp(config.denoiser_dim_model, self.n_modes * (1 + 2 * config.latent_dim))
 
     def _prior(self, summary: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        out = self.prior(summary)
-        logits, params = out[:, : self.n_modes], out[:, self.n_modes :].unflatten(-1, (self.n_modes, -1))
-        mu, logvar = params.chunk(2, dim=-1)  # (B, K, latent_dim) each
-        return logits, mu, logvar
+        return _split_mixture(self.prior(summary), self.n_modes)
 
     def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
         mu_q, logvar_q = self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)
@@ -746,14 +761,7 @@ class MixturePriorStyle(GaussianPriorStyle):
         return (logits.softmax(-1).unsqueeze(-1) * mu_p).sum(1)
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
-        logits, mu_p, logvar_p = self._prior(summary)
-        t = 0.0 if z_mode == "mean" else temperature
-        k = _sample_categorical(logits, t, generator)
-        rows = torch.arange(len(k), device=k.device)
-        mu, logvar = mu_p[rows, k], logvar_p[rows, k]
-        if t == 0:
-            return mu
-        return mu + t * (0.5 * logvar).exp() * _randn(mu.shape, mu, generator)
+        return _sample_mixture(*self._prior(summary), 0.0 if z_mode == "mean" else temperature, generator)
 
 
 class FittedMixtureStyle(GaussianPriorStyle):
@@ -778,9 +786,7 @@ class FittedMixtureStyle(GaussianPriorStyle):
             self.fitted = _mlp(config.denoiser_dim_model, self.n_modes * (1 + 2 * config.latent_dim))
 
     def _fitted(self, summary: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        out = self.fitted(summary)
-        logits, params = out[:, : self.n_modes], out[:, self.n_modes :].unflatten(-1, (self.n_modes, -1))
-        mu, logvar = params.chunk(2, dim=-1)  # (B, K, latent_dim) each
+        logits, mu, logvar = _split_mixture(self.fitted(summary), self.n_modes)
         return logits, mu, logvar.clamp(*self.LOGVAR_RANGE)
 
     def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
@@ -791,14 +797,7 @@ class FittedMixtureStyle(GaussianPriorStyle):
         return out
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
-        logits, mu_f, logvar_f = self._fitted(summary)
-        t = 0.0 if z_mode == "mean" else temperature
-        k = _sample_categorical(logits, t, generator)
-        rows = torch.arange(len(k), device=k.device)
-        mu, logvar = mu_f[rows, k], logvar_f[rows, k]
-        if t == 0:
-            return mu
-        return mu + t * (0.5 * logvar).exp() * _randn(mu.shape, mu, generator)
+        return _sample_mixture(*self._fitted(summary), 0.0 if z_mode == "mean" else temperature, generator)
 
 
 class CategoricalStyle(nn.Module):

@@ -349,24 +349,10 @@ def tables(groups: list[dict], profile) -> str:
                 f"{_f(g['best_of_k_mse'])} | {_f(g['mean_of_k_mse'])} | {_f(g['diversity'])} | "
                 f"{_f(q.get('mean_step'))} | {_f(q.get('jerk_rms'))} | {_f(q.get('boundary_ratio'), 2)} | {kl} | "
                 f"{_f(g['s_per_step'], 3)}; {_f(g['updt_s'], 3)} | {ms} |")
-        sweep = [g for g in tg if g["success_steps"]]
-        if sweep:
-            steps = sorted({k for g in sweep for k in g["success_steps"]})
-            lines += ["", "Sampler steps (DDIM, `--policy.num_inference_steps`), evaluated on the sweep episodes (seeds "
-                      "3000..), disjoint from the table above:", "",
-                      "| policy | " + " | ".join(f"{k:g} steps" for k in steps) + " |", "|---|" + "---|" * len(steps)]
-            for g in sweep:
-                lines.append(f"| {g['policy']} | " + " | ".join(_succ(g["success_steps"].get(k)) for k in steps) + " |")
-        scaled = [g for g in tg if g["success_hold_scale"]]
-        if scaled:
-            ws = sorted({w for g in scaled for w in g["success_hold_scale"]})
-            lines += ["", "Held z's scale (`--policy.hold_scale=s`), plain / temporal ensembling, evaluated on the "
-                      "sweep episodes (seeds 3000..), disjoint from the table above:", "",
-                      "| policy | " + " | ".join(f"s = {w:g}" for w in ws) + " |", "|---|" + "---|" * len(ws)]
-            for g in scaled:
-                cells = (f"{_succ(g['success_hold_scale'].get(w))} / {_succ(g['success_hold_scale_ensemble'].get(w))}"
-                         for w in ws)
-                lines.append(f"| {g['policy']} | " + " | ".join(cells) + " |")
+        lines += _sweep_table(tg, "success_steps", None, "Sampler steps (DDIM, `--policy.num_inference_steps`)",
+                              "{:g} steps")
+        lines += _sweep_table(tg, "success_hold_scale", "success_hold_scale_ensemble",
+                              "Held z's scale (`--policy.hold_scale=s`), plain / temporal ensembling", "s = {:g}")
         lines.append("")
         if task == "docking":
             n_ro = tg[0]["rollouts"].get("queue", {}).get("n_per_seed")
@@ -401,6 +387,21 @@ def tables(groups: list[dict], profile) -> str:
                 lines.append(f"| {p} | " + " | ".join(cells) + " |")
             lines.append("")
     return "\n".join(lines)
+
+
+def _sweep_table(groups: list[dict], key: str, key_ensemble: str | None, caption: str, header: str) -> list[str]:
+    """Markdown lines of a setting swept on the sweep episodes (``key``: value -> success; with ``key_ensemble``
+    every cell is "plain / ensembled")."""
+    swept = [g for g in groups if g[key]]
+    if not swept:
+        return []
+    values = sorted({v for g in swept for v in g[key]})
+    lines = ["", f"{caption}, evaluated on the sweep episodes (seeds 3000..), disjoint from the table above:", "",
+             "| policy | " + " | ".join(header.format(v) for v in values) + " |", "|---|" + "---|" * len(values)]
+    for g in swept:
+        cells = [_succ(g[key].get(v)) + (f" / {_succ(g[key_ensemble].get(v))}" if key_ensemble else "") for v in values]
+        lines.append(f"| {g['policy']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def z_usage_table(groups: list[dict]) -> str:
