@@ -22,11 +22,13 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from lerobot_hybrid_act import POLICY_TYPES  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task", default="aloha_transfer_cube", choices=("aloha_transfer_cube", "aloha_insertion", "docking"))
-    ap.add_argument("--policy", default="hybrid_act_a", choices=("hybrid_act_a", "hybrid_act_b", "hybrid_act_c"))
+    ap.add_argument("--policy", default="hybrid_act_a", choices=POLICY_TYPES)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--targets", default="epsilon,sample")

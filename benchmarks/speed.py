@@ -58,7 +58,7 @@ PROFILES = {
     "aloha": {"observation.state": (14,), "observation.images.top": (3, 96, 128)},
     "state": {"observation.state": (14,), "observation.environment_state": (7,)},
 }
-OURS = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+OURS = lerobot_hybrid_act.POLICY_TYPES
 FIDELITY_STEPS = (1, 2, 4, 8, 10, 16, 32)
 ENSEMBLE_COEFF = 0.01
 

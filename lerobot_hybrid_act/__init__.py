@@ -15,8 +15,9 @@ from .configuration_hybrid_act import (
     HybridActBConfig,
     HybridActCConfig,
     HybridActConfig,
+    POLICY_TYPES,
 )
 from . import envs  # noqa: F401  (registers env types)
 from . import robots  # noqa: F401  (registers robot types)
 
-__all__ = ["HybridActConfig", "HybridActAConfig", "HybridActBConfig", "HybridActCConfig"]
+__all__ = ["HybridActConfig", "HybridActAConfig", "HybridActBConfig", "HybridActCConfig", "POLICY_TYPES"]

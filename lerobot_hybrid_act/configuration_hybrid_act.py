@@ -23,6 +23,8 @@ from lerobot.configs import NormalizationMode, PreTrainedConfig
 from lerobot.optim import AdamWConfig, DiffuserSchedulerConfig
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
+# The registered policy types, A / B / C (one tuple for the whole package: server, ablation, benchmarks, tests).
+POLICY_TYPES = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
 STYLE_MODES = ("none", "deterministic", "cvae")
 KL_ANNEAL_SCHEDULES = ("none", "linear", "cyclic")
 Z_MODES = ("sample", "hold", "mean")

@@ -13,7 +13,7 @@ from lerobot.policies.factory import get_policy_class  # noqa: E402
 import lerobot_hybrid_act  # noqa: E402,F401  (registers the policy types)
 from lerobot.configs import PreTrainedConfig  # noqa: E402
 
-VARIANTS = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+VARIANTS = lerobot_hybrid_act.POLICY_TYPES
 CHUNK = 8
 STATE_DIM, ENV_DIM, ACTION_DIM = 4, 3, 2
 IMAGE_SHAPE = (3, 32, 32)

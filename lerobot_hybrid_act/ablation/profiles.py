@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-POLICIES = ("act", "diffusion", "hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
-HYBRID = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+from lerobot_hybrid_act.configuration_hybrid_act import POLICY_TYPES as HYBRID
+
+POLICIES = ("act", "diffusion", *HYBRID)
 # Variants: a policy type with non-default flags, reported as its own column (label -> (type, --policy.* flags)).
 # hybrid_act_c_recon: C with the reconstruction term. With C's defaults the denoiser ignores z on docking (the full
 # profile's z-usage table); benchmarks/latent_usage.py found that recon_weight=1 with kl_weight=0.01 makes z pick

@@ -36,7 +36,7 @@ from lerobot.configs import FeatureType, PreTrainedConfig
 from lerobot.transport import services_pb2_grpc  # type: ignore
 from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
 
-PLUGIN_POLICIES = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
+from lerobot_hybrid_act.configuration_hybrid_act import POLICY_TYPES as PLUGIN_POLICIES
 
 
 def register_plugin_policies() -> None:
