@@ -133,8 +133,8 @@ class HybridActConfig(PreTrainedConfig):
             denoiser shrinks towards the average of what z leaves uncertain); scaling the first chunk's z makes it
             commit to the mode. Scaling a z held for the whole episode also exaggerates its style (wider, faster)
             where precision matters, hence ``hold_steps``. C: 4. Measured on paired docking, design episodes 3000+,
-            one seed (docs/latent-modes.md): success 42% at scale 1, 72% at 2, 82% at 3, 92% at 4, 90% at 6 (held 10
-            steps); at 4, held 20 steps 58%, the whole episode 48%. Not yet measured on ALOHA, where the first chunk
+            one seed (docs/latent-modes.md): success 40% at scale 1, 68% at 2, 82% at 3, 90% at 4, 88% at 6 (held 10
+            steps); at 4, held 20 steps 58%, the whole episode 42%. Not yet measured on ALOHA, where the first chunk
             covers 100 steps.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T); 0 gives
             the most likely z.
