@@ -120,7 +120,7 @@ def posterior(ckpt: Path, seeds: list[int], scales: list[float], hold_steps: int
 
 
 def settings(ckpt: Path, seeds: list[int], variants: list[dict]) -> list[dict]:
-    env_rows = []
+    rows = []
     env = DockingEnv(episode_length=200, render_mode=None)
     for overrides in variants:
         overrides = dict(overrides)
@@ -132,10 +132,10 @@ def settings(ckpt: Path, seeds: list[int], variants: list[dict]) -> list[dict]:
             policy.reset()
             torch.manual_seed(j)
             rolls.append(collect_rollout(env, act, seed=seed))
-        env_rows.append({"probe": "settings", "overrides": {**overrides, "temporal_ensemble_coeff": ensemble},
+        rows.append({"probe": "settings", "overrides": {**overrides, "temporal_ensemble_coeff": ensemble},
                          **_summary(rolls)})
-        print(env_rows[-1], flush=True)
-    return env_rows
+        print(rows[-1], flush=True)
+    return rows
 
 
 def fit_prior(ckpt: Path, dataset: Path, out: Path, steps: int, batch_size: int = 64, lr: float = 1e-3) -> list[dict]:
