@@ -282,15 +282,14 @@ class HybridActPolicy(PreTrainedPolicy):
         c = self.config
         if c.z_mode != "hold":
             return style.infer(summary, c.z_mode, c.prior_temperature, generator)
-        held_for = self._held_steps
-        self._held_steps += 1 if c.temporal_ensemble_coeff is not None else c.n_action_steps
         if self._held_z is None or self._held_z.shape[0] != batch_size:  # the episode's first chunk: draw z
             z = style.infer(summary, "sample", c.prior_temperature, generator)
             if c.hold_scale != 1.0:
                 centre = style.prior_mean(summary)
                 z = centre + c.hold_scale * (z - centre)
-            self._held_z, self._held_steps = z, (1 if c.temporal_ensemble_coeff is not None else c.n_action_steps)
-            return z
+            self._held_z, self._held_steps = z, 0
+        held_for = self._held_steps
+        self._held_steps += 1 if c.temporal_ensemble_coeff is not None else c.n_action_steps
         if c.hold_steps is None or held_for < c.hold_steps:
             return self._held_z
         return style.infer(summary, "mean", c.prior_temperature, generator)
