@@ -34,11 +34,13 @@ def state_vector(obs: dict) -> np.ndarray:
 def test_robot_types_registered_and_import_is_lazy():
     assert RobotConfig.get_choice_class("docking_sim") is DockingSimConfig
     assert "aloha_sim" in RobotConfig.get_known_choices()
+    # The env configs (and the docking env's constants, numpy + gymnasium) are imported; the simulators are not.
     simulators = (
-        "lerobot_hybrid_act.docking", "lerobot_hybrid_act.aloha.", "mujoco", "dm_control",
-        "lerobot_hybrid_act.robots.docking_sim", "lerobot_hybrid_act.robots.aloha_sim",
+        "mujoco", "dm_control", "gym_aloha", "lerobot_hybrid_act.aloha.sim", "lerobot_hybrid_act.aloha.env",
+        "lerobot_hybrid_act.docking.render", "lerobot_hybrid_act.robots.docking_sim", "lerobot_hybrid_act.robots.aloha_sim",
     )  # fmt: skip
-    code = f"import sys, lerobot_hybrid_act; bad = [m for m in sys.modules if m.startswith({simulators})]; assert not bad, bad"
+    code = (f"import sys, lerobot_hybrid_act; bad = [m for m in sys.modules if m.split('.')[0] in {simulators} "
+            f"or m in {simulators}]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
 
 

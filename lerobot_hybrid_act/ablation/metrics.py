@@ -435,7 +435,7 @@ def docking_rollouts(policy, pre, post, seeds, chunk_len: int | None, torch_seed
     from lerobot_hybrid_act.docking.env import DockingEnv
     from lerobot_hybrid_act.docking.metrics import collect_rollout, summarize_rollouts
 
-    env = DockingEnv(episode_length=200, render_mode=None)
+    env = DockingEnv(render_mode=None)
     act = policy_act_fn(policy, pre, post)
     rolls = []
     for j, s in enumerate(seeds):
@@ -452,6 +452,7 @@ def aloha_rollouts(policy, pre, post, task: str, seeds, chunk_len: int | None, t
     """Roll out on aloha_fast (state-only) from each seed: success, max reward, per-episode smoothness."""
     import torch
 
+    from lerobot_hybrid_act.aloha import EPISODE_LENGTH as ALOHA_EPISODE_LENGTH
     from lerobot_hybrid_act.aloha.env import AlohaFastEnv
 
     env = AlohaFastEnv(task=task, cameras=(), render_video=False)
@@ -462,7 +463,7 @@ def aloha_rollouts(policy, pre, post, task: str, seeds, chunk_len: int | None, t
         torch.manual_seed(torch_seed + j)
         obs, _ = env.reset(seed=int(s))
         acts, rewards, done = [], [], False
-        while not done and len(acts) < 400:
+        while not done and len(acts) < ALOHA_EPISODE_LENGTH:
             a = act(obs)
             acts.append(a)
             obs, r, done, _, info = env.step(a)
@@ -487,7 +488,7 @@ def route_diversity(policy, pre, post, start_seeds, R: int, control_z: int) -> d
     from lerobot_hybrid_act.docking.env import DockingEnv
     from lerobot_hybrid_act.docking.metrics import collect_rollout, mode_stats, route_label
 
-    env = DockingEnv(episode_length=200, render_mode=None)
+    env = DockingEnv(render_mode=None)
     act = policy_act_fn(policy, pre, post)
     per_start, trajs = [], []
     control_groups, free_groups, follows = [], [], []

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from lerobot_hybrid_act.aloha import EPISODE_LENGTH as ALOHA_EPISODE_LENGTH
 from lerobot_hybrid_act.configuration_hybrid_act import POLICY_TYPES as HYBRID
+from lerobot_hybrid_act.docking import EPISODE_LENGTH as DOCKING_EPISODE_LENGTH
 
 POLICIES = ("act", "diffusion", *HYBRID)
 # Variants: a policy type with non-default flags, reported as its own column (label -> (type, --policy.* flags)).
@@ -122,16 +124,18 @@ ALOHA_SIZES = Sizes(
 )
 
 DOCKING = TaskSpec(
-    name="docking", record_task="docking", sizes=DOCKING_SIZES, episode_length=200, noise=0.05,
-    env_args=("--env.type=docking", "--env.episode_length=200", "--env.render_size=64"),
+    name="docking", record_task="docking", sizes=DOCKING_SIZES, episode_length=DOCKING_EPISODE_LENGTH, noise=0.05,
+    env_args=("--env.type=docking", f"--env.episode_length={DOCKING_EPISODE_LENGTH}", "--env.render_size=64"),
 )
 
 
 def _aloha(task: str) -> TaskSpec:
     return TaskSpec(
-        name=f"aloha_{task}", record_task=f"aloha_{task}", sizes=ALOHA_SIZES, episode_length=400, noise=0.0,
+        name=f"aloha_{task}", record_task=f"aloha_{task}", sizes=ALOHA_SIZES, episode_length=ALOHA_EPISODE_LENGTH,
+        noise=0.0,
         env_args=(
-            "--env.type=aloha_fast", f"--env.task={task}", "--env.cameras=[]", "--env.episode_length=400",
+            "--env.type=aloha_fast", f"--env.task={task}", "--env.cameras=[]",
+            f"--env.episode_length={ALOHA_EPISODE_LENGTH}",
             "--env.render_video=false",
         ),
     )

@@ -24,7 +24,7 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 from gymnasium import spaces  # noqa: E402
 
-from . import sim  # noqa: E402
+from . import CAMERAS, ENV_STATE_DIM, sim  # noqa: E402
 
 TASK_DESCRIPTIONS = {
     "transfer_cube": "Pick up the red cube with the right arm and hand it over to the left arm.",
@@ -52,8 +52,8 @@ class AlohaFastEnv(gym.Env):
         self.task_description = TASK_DESCRIPTIONS[task]
         self.cameras = list(cameras)
         for cam in [*self.cameras, render_camera]:
-            if cam not in sim.CAMERAS:
-                raise ValueError(f"Unknown camera {cam!r}; expected one of {list(sim.CAMERAS)}.")
+            if cam not in CAMERAS:
+                raise ValueError(f"Unknown camera {cam!r}; expected one of {list(CAMERAS)}.")
         for name, v in [
             ("observation_height", observation_height),
             ("observation_width", observation_width),
@@ -83,7 +83,7 @@ class AlohaFastEnv(gym.Env):
         obs_spaces: dict[str, spaces.Space] = {
             "agent_pos": spaces.Box(low=-1000.0, high=1000.0, shape=(14,), dtype=np.float64),
             "environment_state": spaces.Box(
-                low=-1000.0, high=1000.0, shape=(sim.ENV_STATE_DIM[task],), dtype=np.float64
+                low=-1000.0, high=1000.0, shape=(ENV_STATE_DIM[task],), dtype=np.float64
             ),
         }
         if self.cameras:

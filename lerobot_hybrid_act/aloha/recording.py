@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 from gym_aloha.constants import JOINTS
 
-from . import scripted, sim
+from . import CAMERAS, ENV_STATE_DIM, EPISODE_LENGTH, scripted
 from .env import TASK_DESCRIPTIONS, AlohaFastEnv
 
 ENV_STATE_NAMES = {
@@ -25,7 +25,7 @@ class _AlohaRecorder:
     aloha_task: str = ""
     fps: int = 50
     default_image_size: tuple[int, int] = (480, 640)  # gym-aloha's / LeRobot's aloha_sim datasets
-    episode_length: int = scripted.EPISODE_LENGTH
+    episode_length: int = EPISODE_LENGTH
 
     def __init__(self):
         self.task_description = TASK_DESCRIPTIONS[self.aloha_task]
@@ -35,14 +35,14 @@ class _AlohaRecorder:
 
     def features(self, image_size: tuple[int, int], cameras: Sequence[str]) -> dict:
         for cam in cameras:
-            if cam not in sim.CAMERAS:
-                raise ValueError(f"Unknown camera {cam!r} for ALOHA; expected one of {list(sim.CAMERAS)}.")
+            if cam not in CAMERAS:
+                raise ValueError(f"Unknown camera {cam!r} for ALOHA; expected one of {list(CAMERAS)}.")
         h, w = image_size
         feats = {
             "observation.state": {"dtype": "float32", "shape": (14,), "names": list(JOINTS)},
             "observation.environment_state": {
                 "dtype": "float32",
-                "shape": (sim.ENV_STATE_DIM[self.aloha_task],),
+                "shape": (ENV_STATE_DIM[self.aloha_task],),
                 "names": ENV_STATE_NAMES[self.aloha_task],
             },
             "action": {"dtype": "float32", "shape": (14,), "names": list(JOINTS)},

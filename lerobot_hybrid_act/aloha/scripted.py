@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from gym_aloha.constants import normalize_puppet_gripper_position
 
-from . import sim
-
-EPISODE_LENGTH = 400
+from . import EPISODE_LENGTH, sim
 # How much deeper (m, per arm, along x) than the original ACT waypoints the insertion pushes peg and socket.
 INSERTION_EXTRA_DEPTH = 0.015
 

@@ -31,10 +31,8 @@ from gym_aloha.tasks.sim_end_effector import (  # noqa: E402
 )
 from gym_aloha.utils import sample_box_pose, sample_insertion_pose  # noqa: E402
 
-TASKS = ("transfer_cube", "insertion")
-# Object state dims in qpos[16:]: cube pose (7) / peg pose (7) + socket pose (7).
-ENV_STATE_DIM = {"transfer_cube": 7, "insertion": 14}
-CAMERAS = ("top", "angle", "front_close", "left_pillar", "right_pillar", "left_wrist", "right_wrist")
+from . import TASKS  # noqa: E402
+
 # The MuJoCo >= 3 mocap weld is too soft to tilt the gripper; stiffen its rotational part (eq_data[10]).
 WELD_TORQUESCALE = 5.0
 

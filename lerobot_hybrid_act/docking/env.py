@@ -51,6 +51,7 @@ ENV_STATE_NAMES = ["port_x", "port_y", "port_cos_h", "port_sin_h", "obstacle_x",
 ACTION_NAMES = ["accel", "yaw_rate"]
 
 OBS_TYPES = ("state", "pixels_state")
+EPISODE_LENGTH = 200  # control steps (20 s at 10 fps): the env, its LeRobot config, the recorder and the sim robot
 
 TASK_DESCRIPTION = "Drive the vehicle around the obstacle (left or right) and dock it into the port."
 
@@ -259,7 +260,7 @@ class DockingEnv(gym.Env):
         image_size: int | tuple[int, int] = 96,
         render_size: int | tuple[int, int] = 256,
         render_mode: str | None = "rgb_array",
-        episode_length: int = 200,
+        episode_length: int = EPISODE_LENGTH,
         fps: int = 10,
         jitter: float = 1.0,
         obstacle_radius_range: tuple[float, float] = (1.0, 1.4),

@@ -21,7 +21,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .env import ACTION_NAMES, ENV_STATE_NAMES, STATE_NAMES, TASK_DESCRIPTION, DockingEnv, DockingParams
+from .env import (
+    ACTION_NAMES,
+    ENV_STATE_NAMES,
+    EPISODE_LENGTH,
+    STATE_NAMES,
+    TASK_DESCRIPTION,
+    DockingEnv,
+    DockingParams,
+)
 from .expert import ROUTE_LEFT, ROUTE_NAMES, ROUTE_RIGHT, run_expert_episode
 
 CAMERAS = ("top",)
@@ -53,10 +61,10 @@ def _norm_cameras(cameras) -> list[str]:
 class DockingRecorder:
     fps: int = DockingParams.fps
     task_description: str = TASK_DESCRIPTION
-    episode_length: int = 200
+    episode_length: int = EPISODE_LENGTH
     routes: tuple[int, ...] = (ROUTE_LEFT, ROUTE_RIGHT)  # ``hybrid-act-record --routes-per-layout 2``
 
-    def __init__(self, episode_length: int = 200):
+    def __init__(self, episode_length: int = EPISODE_LENGTH):
         self.episode_length = episode_length
         self._env: DockingEnv | None = None
         self._env_key = None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from lerobot.robots.config import RobotConfig
 
-from ..envs.aloha import ALOHA_FAST_CAMERAS, ALOHA_FAST_TASKS
+from ..aloha import CAMERAS, EPISODE_LENGTH, TASKS
 from .sim_robot import SimRobotConfig
 
 
@@ -18,15 +18,15 @@ class AlohaSimConfig(SimRobotConfig):
     camera_names: list[str] = field(default_factory=lambda: ["top"])
     image_height: int = 480
     image_width: int = 640
-    episode_length: int = 400  # gym-aloha's
+    episode_length: int = EPISODE_LENGTH
 
     def __post_init__(self):
         super().__post_init__()
-        if self.task not in ALOHA_FAST_TASKS:
-            raise ValueError(f"aloha_sim task must be one of {list(ALOHA_FAST_TASKS)}, got {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"aloha_sim task must be one of {list(TASKS)}, got {self.task!r}")
         for cam in self.camera_names:
-            if cam not in ALOHA_FAST_CAMERAS:
-                raise ValueError(f"aloha_sim: unknown camera {cam!r}; expected one of {list(ALOHA_FAST_CAMERAS)}")
+            if cam not in CAMERAS:
+                raise ValueError(f"aloha_sim: unknown camera {cam!r}; expected one of {list(CAMERAS)}")
         for name in ("image_height", "image_width"):
             if not 8 <= getattr(self, name) <= 4096:
                 raise ValueError(f"aloha_sim {name} must be within [8, 4096] pixels, got {getattr(self, name)}")

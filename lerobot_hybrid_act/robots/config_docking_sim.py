@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from lerobot.robots.config import RobotConfig
 
+from ..docking.env import EPISODE_LENGTH
 from .sim_robot import SimRobotConfig
 
 
@@ -17,6 +18,7 @@ class DockingSimConfig(SimRobotConfig):
     image_height: int = 96
     image_width: int = 96
     jitter: float = 1.0  # layout randomization scale (0 = always the nominal layout)
+    episode_length: int = EPISODE_LENGTH
 
     def __post_init__(self):
         super().__post_init__()

@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 class SimRobotConfig(RobotConfig):
     """What every sim robot takes (the robot types' configs add their task's options)."""
 
-    episode_length: int = 200
+    episode_length: int  # control steps per episode; each robot type defaults to its task's
     seed: int = 1000  # layout seed of the first episode (lerobot-eval's seeds start at 1000 too)
     # Artificial latency. An action sent at control step t is applied at step t + actuation_delay_steps
     # (zero actions fill the gap at the start of an episode); get_observation() takes

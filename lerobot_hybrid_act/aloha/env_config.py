@@ -9,7 +9,8 @@ camera in `cameras` (rendered at `observation_height` x `observation_width` with
 when `cameras` is empty). `render()` (lerobot-eval videos) shows `render_camera` at the visualization size;
 `render_video=false` makes it return black frames at no cost.
 
-This module must stay cheap to import: MuJoCo, dm_control and gym_aloha are imported in `create_envs`.
+This module must stay cheap to import (it is imported with the plugin): MuJoCo, dm_control and gym_aloha are
+imported in `create_envs`.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
 
-ALOHA_FAST_TASKS = ("transfer_cube", "insertion")
-ALOHA_FAST_CAMERAS = ("top", "angle", "front_close", "left_pillar", "right_pillar", "left_wrist", "right_wrist")
+from ..vec_env import make_vec_env
+from . import CAMERAS, ENV_STATE_DIM, EPISODE_LENGTH, TASKS
 _TASK_ALIASES = {
     "transfer_cube": "transfer_cube",
     "aloha_transfer_cube": "transfer_cube",
@@ -31,7 +32,6 @@ _TASK_ALIASES = {
     "aloha_insertion": "insertion",
     "AlohaInsertion-v0": "insertion",
 }
-_ENV_STATE_DIM = {"transfer_cube": 7, "insertion": 14}
 
 
 def _make_aloha_fast_env(episode_length: int, **kwargs):
@@ -47,7 +47,7 @@ def _make_aloha_fast_env(episode_length: int, **kwargs):
 class AlohaFastEnvConfig(EnvConfig):
     task: str | None = "transfer_cube"
     fps: int = 50
-    episode_length: int = 400
+    episode_length: int = EPISODE_LENGTH
     # Cameras the policy reads (observation.images.<camera>); [] for state-only policies.
     cameras: list[str] = field(default_factory=lambda: ["top"])
     observation_height: int = 480
@@ -63,14 +63,14 @@ class AlohaFastEnvConfig(EnvConfig):
 
     def __post_init__(self):
         if self.task not in _TASK_ALIASES:
-            raise ValueError(f"aloha_fast: unknown task {self.task!r}; expected one of {list(ALOHA_FAST_TASKS)}")
+            raise ValueError(f"aloha_fast: unknown task {self.task!r}; expected one of {list(TASKS)}")
         self.task = _TASK_ALIASES[self.task]
         if isinstance(self.cameras, str):
             self.cameras = [c.strip() for c in self.cameras.split(",") if c.strip()]
         self.cameras = [c for c in self.cameras if c.lower() != "none"]
         for cam in [*self.cameras, self.render_camera]:
-            if cam not in ALOHA_FAST_CAMERAS:
-                raise ValueError(f"aloha_fast: unknown camera {cam!r}; expected one of {list(ALOHA_FAST_CAMERAS)}")
+            if cam not in CAMERAS:
+                raise ValueError(f"aloha_fast: unknown camera {cam!r}; expected one of {list(CAMERAS)}")
         if len(set(self.cameras)) != len(self.cameras):
             raise ValueError(f"aloha_fast: duplicate cameras in {self.cameras}")
         for name in ("observation_height", "observation_width", "visualization_height", "visualization_width"):
@@ -83,7 +83,7 @@ class AlohaFastEnvConfig(EnvConfig):
         self.features = {
             ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(14,)),
             "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(14,)),
-            "environment_state": PolicyFeature(type=FeatureType.ENV, shape=(_ENV_STATE_DIM[self.task],)),
+            "environment_state": PolicyFeature(type=FeatureType.ENV, shape=(ENV_STATE_DIM[self.task],)),
         }
         self.features_map = {
             ACTION: ACTION,
@@ -111,7 +111,5 @@ class AlohaFastEnvConfig(EnvConfig):
         }
 
     def create_envs(self, n_envs: int, use_async_envs: bool = False):
-        from lerobot_hybrid_act.envs import make_vec_env
-
         make_one = partial(_make_aloha_fast_env, self.episode_length, **self.gym_kwargs)
         return {self.type: {0: make_vec_env(make_one, n_envs, use_async_envs)}}

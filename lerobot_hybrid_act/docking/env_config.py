@@ -1,7 +1,7 @@
 """LeRobot env type ``docking`` (issue 4): ``--env.type=docking``.
 
-Imported whenever the plugin is imported, so this module only declares the config; the env itself
-(``lerobot_hybrid_act.docking.env``) is imported lazily in ``create_envs``.
+Imported whenever the plugin is imported; it declares the config, and ``create_envs`` builds
+``lerobot_hybrid_act.docking.env.DockingEnv``.
 
 Env observation keys -> LeRobot features (via ``features_map`` and ``preprocess_observation``):
 
@@ -18,15 +18,14 @@ env key                LeRobot key                          shape
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
 
-DOCKING_STATE_DIM = 6
-DOCKING_ENV_STATE_DIM = 7
-DOCKING_ACTION_DIM = 2
-DOCKING_OBS_TYPES = ("state", "pixels_state")
+from ..vec_env import make_vec_env
+from .env import ACTION_DIM, ENV_STATE_DIM, EPISODE_LENGTH, OBS_TYPES, STATE_DIM, DockingEnv
 
 
 @EnvConfig.register_subclass("docking")
@@ -34,7 +33,7 @@ DOCKING_OBS_TYPES = ("state", "pixels_state")
 class DockingEnvConfig(EnvConfig):
     task: str | None = "Docking-v0"
     fps: int = 10
-    episode_length: int = 200
+    episode_length: int = EPISODE_LENGTH
     obs_type: str = "state"  # "state" or "pixels_state"
     observation_height: int = 96
     observation_width: int = 96
@@ -43,9 +42,9 @@ class DockingEnvConfig(EnvConfig):
     jitter: float = 1.0  # layout randomization scale (0 = always the nominal layout)
     features: dict[str, PolicyFeature] = field(
         default_factory=lambda: {
-            ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(DOCKING_ACTION_DIM,)),
-            "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(DOCKING_STATE_DIM,)),
-            "environment_state": PolicyFeature(type=FeatureType.ENV, shape=(DOCKING_ENV_STATE_DIM,)),
+            ACTION: PolicyFeature(type=FeatureType.ACTION, shape=(ACTION_DIM,)),
+            "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(STATE_DIM,)),
+            "environment_state": PolicyFeature(type=FeatureType.ENV, shape=(ENV_STATE_DIM,)),
         }
     )
     features_map: dict[str, str] = field(
@@ -58,8 +57,8 @@ class DockingEnvConfig(EnvConfig):
     )
 
     def __post_init__(self):
-        if self.obs_type not in DOCKING_OBS_TYPES:
-            raise ValueError(f"docking obs_type must be one of {DOCKING_OBS_TYPES}, got {self.obs_type!r}")
+        if self.obs_type not in OBS_TYPES:
+            raise ValueError(f"docking obs_type must be one of {OBS_TYPES}, got {self.obs_type!r}")
         if self.fps <= 0 or self.episode_length <= 0:
             raise ValueError(f"fps and episode_length must be > 0, got {self.fps}, {self.episode_length}")
         if self.obs_type == "pixels_state":
@@ -80,11 +79,6 @@ class DockingEnvConfig(EnvConfig):
         }
 
     def create_envs(self, n_envs: int, use_async_envs: bool = False):
-        from functools import partial
-
-        from lerobot_hybrid_act.docking.env import DockingEnv
-        from lerobot_hybrid_act.envs import make_vec_env
-
         kwargs = self.gym_kwargs
         DockingEnv(**kwargs)  # validate the arguments eagerly, in this process
         return {self.type: {0: make_vec_env(partial(DockingEnv, **kwargs), n_envs, use_async_envs)}}

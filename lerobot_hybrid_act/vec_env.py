@@ -1,5 +1,5 @@
-"""LeRobot env types shipped with the plugin. Each module registers one `EnvConfig` subclass and must
-stay cheap to import (the heavy simulator code is imported lazily in `create_envs`)."""
+"""The vectorised env that LeRobot's ``EnvConfig.create_envs`` returns, for the plugin's env types
+(``docking.env_config``, ``aloha.env_config``)."""
 
 from collections.abc import Callable
 
@@ -17,5 +17,3 @@ def make_vec_env(make_one: Callable, n_envs: int, use_async_envs: bool = False):
         return gym.vector.AsyncVectorEnv(fns, context="forkserver", autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
-
-from . import aloha, docking  # noqa: E402,F401  (registers the env types)
