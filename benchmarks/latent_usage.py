@@ -93,7 +93,7 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
     from lerobot_hybrid_act.docking.metrics import collect_rollout, route_label
 
     T = policy.config.chunk_size
-    env = DockingEnv(episode_length=200, render_mode=None)
+    env = DockingEnv(render_mode=None)
     act = M.policy_act_fn(policy, pre, post)
     sampler = M.ChunkSampler(policy, pre, post)
     gen = lambda j: torch.Generator().manual_seed(j)  # noqa: E731
@@ -138,7 +138,7 @@ def route_recall(policy, pre, post, stats, seeds, k: int, style: float) -> dict:
     from lerobot_hybrid_act.docking.expert import expert_rng, sample_route_style
 
     T = policy.config.chunk_size
-    env = DockingEnv(episode_length=200, render_mode=None)
+    env = DockingEnv(render_mode=None)
     sampler = M.ChunkSampler(policy, pre, post)
     recall = []
     for s in seeds:

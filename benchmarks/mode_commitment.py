@@ -16,9 +16,9 @@ Every command appends its rows to ``--out-json`` (default ``benchmarks/results/m
 - ``posterior``: z = ``infer_style`` of the expert's first chunk along route r, moved away from the Gaussian prior's
   mean by ``scale`` (``z = mean + scale * (z_post - mean)``), held for the first ``--hold-steps`` control steps, then
   the prior's most likely z (``z_mode="mean"``). Does a route's posterior z steer the rollout onto that route?
-- ``fit-prior``: fits ``latent_prior="fitted_mixture"``'s sampling head post hoc on a Gaussian C checkpoint (the other
-  weights are kept; the head's loss cannot change them) and saves a new checkpoint. The head is the only thing that
-  differs from the Gaussian model, so the comparison isolates the sampling prior.
+- ``fit-prior``: fits ``latent_prior="fitted_mixture"``'s sampling head post hoc on a Gaussian C checkpoint, or fits
+  a jointly trained head further (the other weights are kept; the head's loss cannot change them) and saves a new
+  checkpoint. The head is the only thing that differs, so the comparison isolates the sampling prior.
 - ``settings``: in-process success for a list of inference-setting overrides (``hold_steps``, ``hold_scale``,
   ``z_mode``, ``temporal_ensemble_coeff``, ...).
 """
@@ -59,7 +59,7 @@ def _load(ckpt: Path, ensemble: float | None = None, **overrides):
 def handover(ckpt: Path, seeds: list[int], steps: list[int]) -> list[dict]:
     policy, pre, post = _load(ckpt)
     act = policy_act_fn(policy, pre, post)
-    env = DockingEnv(episode_length=200, render_mode=None)
+    env = DockingEnv(render_mode=None)
     rows = []
     for k in steps:
         rolls = []
@@ -85,7 +85,7 @@ def handover(ckpt: Path, seeds: list[int], steps: list[int]) -> list[dict]:
 def posterior(ckpt: Path, seeds: list[int], scales: list[float], hold_steps: int) -> list[dict]:
     policy, pre, post = _load(ckpt, z_mode="mean")
     act = policy_act_fn(policy, pre, post)
-    env = DockingEnv(episode_length=200, render_mode=None)
+    env = DockingEnv(render_mode=None)
     T = policy.config.chunk_size
     held = {}
     for seed in seeds:
@@ -121,7 +121,7 @@ def posterior(ckpt: Path, seeds: list[int], scales: list[float], hold_steps: int
 
 def settings(ckpt: Path, seeds: list[int], variants: list[dict]) -> list[dict]:
     rows = []
-    env = DockingEnv(episode_length=200, render_mode=None)
+    env = DockingEnv(render_mode=None)
     for overrides in variants:
         overrides = dict(overrides)
         ensemble = overrides.pop("temporal_ensemble_coeff", None)
@@ -144,16 +144,19 @@ def fit_prior(ckpt: Path, dataset: Path, out: Path, steps: int, batch_size: int 
 
     torch.manual_seed(0)
     policy, pre, _ = _load(ckpt)
-    if policy.config.latent_prior != "gaussian":
-        raise SystemExit(f"fit-prior needs a latent_prior='gaussian' checkpoint, got {policy.config.latent_prior!r}")
     cfg = policy.config
-    cfg.latent_prior = "fitted_mixture"
-    fitted = get_policy_class(cfg.type)(cfg)
-    missing, unexpected = fitted.load_state_dict(policy.state_dict(), strict=False)
+    if cfg.latent_prior == "fitted_mixture":  # a jointly fitted head: fit it further, from where training left it
+        fitted = policy
+    elif cfg.latent_prior == "gaussian":
+        cfg.latent_prior = "fitted_mixture"
+        fitted = get_policy_class(cfg.type)(cfg)
+        missing, unexpected = fitted.load_state_dict(policy.state_dict(), strict=False)
+        expected = {f"model.style.fitted.{k}" for k in fitted.model.style.fitted.state_dict()}
+        if set(missing) - expected or unexpected:
+            raise SystemExit(f"unexpected weights: missing {sorted(set(missing) - expected)}, unexpected {unexpected}")
+    else:
+        raise SystemExit(f"fit-prior needs a 'gaussian' or 'fitted_mixture' checkpoint, got {cfg.latent_prior!r}")
     head = fitted.model.style.fitted
-    expected = {f"model.style.fitted.{k}" for k in head.state_dict()}
-    if set(missing) - expected or unexpected:
-        raise SystemExit(f"unexpected weights: missing {sorted(set(missing) - expected)}, unexpected {unexpected}")
     ds = LeRobotDataset("local/fit_prior", root=dataset,
                         delta_timestamps={"action": [i / ds_fps(dataset) for i in range(cfg.chunk_size)]})
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=True)

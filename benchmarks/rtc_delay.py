@@ -83,7 +83,7 @@ def run_episodes(policy, pre, post, scheme: str, delay: int, seeds: list[int], t
     from lerobot_hybrid_act.docking.env import DockingEnv
 
     chunk_size, n_steps = policy.config.chunk_size, policy.config.n_action_steps
-    envs = [DockingEnv(episode_length=200, render_mode=None) for _ in seeds]
+    envs = [DockingEnv(render_mode=None) for _ in seeds]
     current = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds, strict=True)]
     history = [list(current)]  # history[t]: the observations at step t (a finished episode keeps its last one)
     policy.reset()  # a new style latent z for every episode (z_mode="hold")
@@ -162,7 +162,7 @@ def rtc_cost(policy, pre, seed: int, delay: int, calls: int) -> dict:
 
     from lerobot_hybrid_act.docking.env import DockingEnv
 
-    env = DockingEnv(episode_length=200, render_mode=None)
+    env = DockingEnv(render_mode=None)
     batch = pre(observations([env.reset(seed=seed)[0]]))
     env.close()
     policy.reset()

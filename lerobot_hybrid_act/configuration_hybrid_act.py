@@ -146,6 +146,11 @@ class HybridActConfig(PreTrainedConfig):
             evaluation. None: chunks are sampled independently.
 
     Training preset: optimizer_lr, optimizer_weight_decay, optimizer_lr_backbone (AdamW, as ACT's).
+        optimizer_lr_prior_fit: learning rate of the ``fitted_mixture`` sampling head (its own parameter group;
+            its loss reaches nothing else). At the policy's 1e-4 the head lagged the posterior it fits: on paired
+            docking its NLL ended at -6 to -12 nats in the three 5000-step runs, where 3000 more steps at 1e-3 on
+            the finished seed-2 model reach -21, and that seed's success on the design episodes went from 6/50 to
+            50/50 (``benchmarks/mode_commitment.py fit-prior``, then ``settings``).
         scheduler_name, scheduler_warmup_steps: a diffusers learning-rate schedule over the run's steps (LeRobot
             diffusion's fields, e.g. ``"cosine"`` with a linear warm-up), so that the last checkpoint is taken at a
             small learning rate; None keeps the learning rate constant, as ACT does.
@@ -212,6 +217,7 @@ class HybridActConfig(PreTrainedConfig):
     optimizer_lr: float = 1e-4
     optimizer_weight_decay: float = 1e-4
     optimizer_lr_backbone: float = 1e-5
+    optimizer_lr_prior_fit: float = 1e-3
     scheduler_name: str | None = None
     scheduler_warmup_steps: int = 500
     ema_decay: float = 0.0
@@ -283,6 +289,8 @@ class HybridActConfig(PreTrainedConfig):
                 "`recon_weight` > 0 needs prediction_type='sample': the reconstruction term compares the denoiser's "
                 f"output with the clean chunk, but prediction_type={self.prediction_type!r} predicts the noise."
             )
+        if not self.optimizer_lr_prior_fit > 0:
+            raise ValueError(f"`optimizer_lr_prior_fit` must be > 0 (the fitted prior head's learning rate), got {self.optimizer_lr_prior_fit}.")
         if self.scheduler_warmup_steps < 0:
             raise ValueError(f"`scheduler_warmup_steps` must be >= 0, got {self.scheduler_warmup_steps}.")
         if self.kl_free_bits < 0:

@@ -80,12 +80,15 @@ class HybridActPolicy(PreTrainedPolicy):
         self.reset()
 
     def get_optim_params(self) -> list[dict]:
-        backbone = [p for n, p in self.named_parameters() if n.startswith("model.obs_encoder.backbone")]
-        rest = [p for n, p in self.named_parameters() if not n.startswith("model.obs_encoder.backbone")]
-        groups = [{"params": [p for p in rest if p.requires_grad]}]
-        if backbone:
-            groups.append({"params": [p for p in backbone if p.requires_grad], "lr": self.config.optimizer_lr_backbone})
-        return groups
+        """AdamW groups: the policy at ``optimizer_lr``, the image backbone at ``optimizer_lr_backbone`` and the
+        fitted sampling head (``latent_prior="fitted_mixture"``) at ``optimizer_lr_prior_fit``."""
+        special = {"model.obs_encoder.backbone.": self.config.optimizer_lr_backbone,
+                   "model.style.fitted.": self.config.optimizer_lr_prior_fit}
+        groups = {prefix: [] for prefix in ["", *special]}
+        for name, p in self.named_parameters():
+            if p.requires_grad:
+                groups[next((s for s in special if name.startswith(s)), "")].append(p)
+        return [{"params": groups[""]}] + [{"params": groups[s], "lr": lr} for s, lr in special.items() if groups[s]]
 
     @property
     def inference_model(self) -> "HybridActModel":

@@ -180,8 +180,9 @@ def test_fitted_mixture_is_fitted_to_the_posterior_without_pulling_it():
 
 def test_fitted_head_leaves_the_policy_training_unchanged():
     """Same seed, latent_prior "gaussian" vs "fitted_mixture": identical initial weights and, after steps of
-    lerobot-train's update (AdamW with global gradient-norm clipping at 10), identical weights outside the fitted
-    head. The head's own init uses a forked random stream and its loss is scaled so that it never triggers the clip."""
+    lerobot-train's update (AdamW over ``get_optim_params()`` with global gradient-norm clipping at 10), identical
+    weights outside the fitted head. The head's own init uses a forked random stream, it trains in its own parameter
+    group at ``optimizer_lr_prior_fit``, and its loss is scaled so that it never triggers the clip."""
     from lerobot.optim import AdamWConfig
 
     batch = make_batch(image=False)
@@ -189,14 +190,18 @@ def test_fitted_head_leaves_the_policy_training_unchanged():
     for policy in policies:
         torch.manual_seed(1)  # the same posterior / diffusion noise draws in both
         policy.train()
-        cfg = AdamWConfig(lr=1e-3, weight_decay=1e-4, grad_clip_norm=10.0)
-        opt = cfg.build(policy.parameters())
+        cfg = AdamWConfig(lr=1e-4, weight_decay=1e-4, grad_clip_norm=10.0)  # lerobot-train with the policy preset
+        opt = cfg.build(policy.get_optim_params())
         for _ in range(150):  # long enough for the fit to tighten and its NLL gradients to grow
             loss, _ = policy(batch)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip_norm)
             opt.step()
+    head = {id(p) for p in policies[1].model.style.fitted.parameters()}
+    head_groups = [g for g in opt.param_groups if {id(p) for p in g["params"]} & head]
+    assert len(head_groups) == 1 and {id(p) for p in head_groups[0]["params"]} == head
+    assert head_groups[0]["lr"] == policies[1].config.optimizer_lr_prior_fit != cfg.lr
     gaussian, fitted = (dict(p.named_parameters()) for p in policies)
     assert set(fitted) - set(gaussian) and all(k.startswith("model.style.fitted.") for k in set(fitted) - set(gaussian))
     for name, value in gaussian.items():
@@ -240,6 +245,8 @@ def test_hold_scale_needs_c_and_every_prior_has_a_centre():
         make_policy("hybrid_act_b", image=False, hold_scale=2.0)
     with pytest.raises(ValueError, match="hold_steps.*>= 1"):
         make_policy("hybrid_act_c", image=False, hold_steps=0)
+    with pytest.raises(ValueError, match="optimizer_lr_prior_fit.*> 0"):
+        make_policy("hybrid_act_c", image=False, optimizer_lr_prior_fit=0.0)
     obs = observation(make_batch(2, image=False))
     with pytest.raises(ValueError, match="style_centre is for hybrid_act_c"):
         make_policy("hybrid_act_b", image=False).style_centre(obs)
