@@ -89,13 +89,14 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
     import torch
 
     from lerobot_hybrid_act.ablation import metrics as M
+    from lerobot_hybrid_act.ablation import probes as P
     from lerobot_hybrid_act.docking.env import DockingEnv
     from lerobot_hybrid_act.docking.metrics import collect_rollout, route_label
 
     T = policy.config.chunk_size
     env = DockingEnv(render_mode=None)
-    act = M.policy_act_fn(policy, pre, post)
-    sampler = M.ChunkSampler(policy, pre, post)
+    act = P.policy_act_fn(policy, pre, post)
+    sampler = P.ChunkSampler(policy, pre, post)
     gen = lambda j: torch.Generator().manual_seed(j)  # noqa: E731
     chunk_follow, rollout_follow, both_prior, gap, z_gap = [], [], [], [], []
     for s in start_seeds:
@@ -103,7 +104,7 @@ def z_steering(policy, pre, post, stats, start_seeds, k: int, reps: int, style: 
         gap.append(M.chunk_mse(gs[0], gs[1]))
         z_route = []
         for r in (0, 1):
-            a_norm = pre({**M.obs_batch(obs0["agent_pos"], obs0["environment_state"]),
+            a_norm = pre({**P.obs_batch(obs0["agent_pos"], obs0["environment_state"]),
                           "action": torch.as_tensor(g[r : r + 1], dtype=torch.float32)})["action"]
             z_route.append(policy.infer_style({**batch, "action": a_norm}))
         z_gap.append(float((z_route[0] - z_route[1]).pow(2).mean().sqrt()))
@@ -134,12 +135,13 @@ def route_recall(policy, pre, post, stats, seeds, k: int, style: float) -> dict:
     expert drew for that seed. On the training demos' layouts ~1 means the decoder recalls each demo's route from
     its observation (memorised: z is not needed); on other layouts that draw is a coin flip (~0.5)."""
     from lerobot_hybrid_act.ablation import metrics as M
+    from lerobot_hybrid_act.ablation import probes as P
     from lerobot_hybrid_act.docking.env import DockingEnv
     from lerobot_hybrid_act.docking.expert import expert_rng, sample_route_style
 
     T = policy.config.chunk_size
     env = DockingEnv(render_mode=None)
-    sampler = M.ChunkSampler(policy, pre, post)
+    sampler = P.ChunkSampler(policy, pre, post)
     recall = []
     for s in seeds:
         drawn = sample_route_style(expert_rng(int(s)))[0]
@@ -199,7 +201,7 @@ def main() -> None:
 
     import torch
 
-    from lerobot_hybrid_act.ablation import metrics as M
+    from lerobot_hybrid_act.ablation import probes as P
     from lerobot_hybrid_act.ablation import runner
     from lerobot_hybrid_act.ablation.profiles import FULL
 
@@ -209,7 +211,7 @@ def main() -> None:
     data = runner.record_dataset(task, 50, task.demo_seed, work / "data" / "docking_n50", logs / "record_docking_n50.log")
     held = runner.record_dataset(task, prof.n_heldout, task.heldout_seed, work / "data" / "docking_heldout",
                                  logs / "record_docking_heldout.log")
-    hold, stats = M.HeldOut(held), M.load_action_stats(data)
+    hold, stats = P.HeldOut(held), P.load_action_stats(data)
     demo_seeds = json.loads((data / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
     held_seeds = json.loads((held / "meta" / "hybrid_act_recording.json").read_text())["seeds"]
     rows = []
@@ -221,18 +223,18 @@ def main() -> None:
         cmd = runner.train_cmd(run, task, data, out, prof) + [f"--policy.kl_weight={w}"]
         cmd += [f"--policy.recon_weight={rw}"] if recon else []
         wall = runner.train_unless_done(cmd, out, steps, logs / f"{run['name']}.log")
-        policy, pre, post = M.load_checkpoint(out / "checkpoints" / "last" / "pretrained_model")
+        policy, pre, post = P.load_checkpoint(out / "checkpoints" / "last" / "pretrained_model")
         t0 = time.perf_counter()
-        probe = M.latent_probe(policy, pre, hold, policy.config.chunk_size)
-        usage = M.z_usage(M.ChunkSampler(policy, pre, post), hold, stats, prof.fidelity_obs, prof.k_samples,
-                          M.fidelity_steps(task))
+        probe = P.latent_probe(policy, pre, hold, policy.config.chunk_size)
+        usage = P.z_usage(P.ChunkSampler(policy, pre, post), hold, stats, prof.fidelity_obs, prof.k_samples,
+                          P.fidelity_steps(task))
         steer = z_steering(policy, pre, post, stats, [task.route_seed + i for i in range(a.starts)], a.k, a.reps,
                            a.style)
         recall = {"train": route_recall(policy, pre, post, stats, demo_seeds, a.k, a.style),
                   "heldout": route_recall(policy, pre, post, stats, held_seeds, a.k, a.style)}
-        routes = M.route_diversity(policy, pre, post, [task.route_seed + i for i in range(prof.route_starts)],
+        routes = P.route_diversity(policy, pre, post, [task.route_seed + i for i in range(prof.route_starts)],
                                    prof.route_rollouts, 0)
-        ro = M.docking_rollouts(policy, pre, post, [task.rollout_seed + i for i in range(a.episodes)],
+        ro = P.docking_rollouts(policy, pre, post, [task.rollout_seed + i for i in range(a.episodes)],
                                 policy.config.n_action_steps)["summary"]
         rows.append({"kl_weight": float(w), "recon_weight": float(rw), "train_wall_s": wall, "eval_s": time.perf_counter() - t0,
                      "kl": probe["kl"], "route_accuracy": probe["route_accuracy"], "z_usage": usage, **steer, "route_recall": recall,

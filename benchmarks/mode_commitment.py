@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lerobot_hybrid_act.ablation.metrics import load_checkpoint, obs_batch, policy_act_fn
+from lerobot_hybrid_act.ablation.probes import load_checkpoint, obs_batch, policy_act_fn
 from lerobot_hybrid_act.docking.env import DockingEnv
 from lerobot_hybrid_act.docking.expert import DockingExpert, run_expert_episode
 from lerobot_hybrid_act.docking.metrics import collect_rollout, route_label, summarize_rollouts

@@ -38,7 +38,7 @@ def main() -> None:
 
     import torch
 
-    from lerobot_hybrid_act.ablation import metrics as M
+    from lerobot_hybrid_act.ablation import probes as P
     from lerobot_hybrid_act.ablation import runner
     from lerobot_hybrid_act.ablation.profiles import FULL
 
@@ -50,7 +50,7 @@ def main() -> None:
                                  logs / f"record_{task.name}_n50.log")
     held = runner.record_dataset(task, prof.n_heldout, task.heldout_seed, work / "data" / f"{task.name}_heldout",
                                  logs / f"record_{task.name}_heldout.log")
-    hold, stats = M.HeldOut(held), M.load_action_stats(data)
+    hold, stats = P.HeldOut(held), P.load_action_stats(data)
     horizon = task.sizes.n_action_steps if task.is_docking else min(50, task.sizes.n_action_steps)
     rows = []
     for target in a.targets.split(","):
@@ -62,9 +62,9 @@ def main() -> None:
         cmd.append(f"--policy.prediction_type={target}")
         wall = runner.train_unless_done(cmd, out, a.steps, logs / f"{run['name']}.log")
         for ddim in (10, 100):
-            policy, pre, post = M.load_checkpoint(ckpt, num_inference_steps=ddim)
+            policy, pre, post = P.load_checkpoint(ckpt, num_inference_steps=ddim)
             t0 = time.perf_counter()
-            fid = M.chunk_metrics(M.ChunkSampler(policy, pre, post), hold, stats, prof.fidelity_obs, prof.k_samples,
+            fid = P.chunk_metrics(P.ChunkSampler(policy, pre, post), hold, stats, prof.fidelity_obs, prof.k_samples,
                                   horizon)
             rows.append({"target": target, "ddim_steps": ddim, "train_wall_s": wall, "eval_s": time.perf_counter() - t0,
                          **{k: fid[k] for k in ("chunk_mse", "best_of_k_mse", "mean_of_k_mse", "diversity")}})

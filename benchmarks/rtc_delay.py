@@ -69,7 +69,7 @@ def observations(obs: list[dict]) -> dict:
     """One policy batch from the environments' current observations."""
     import torch
 
-    from lerobot_hybrid_act.ablation.metrics import obs_batch
+    from lerobot_hybrid_act.ablation.probes import obs_batch
 
     batches = [obs_batch(o["agent_pos"], o["environment_state"]) for o in obs]
     return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
-    from lerobot_hybrid_act.ablation.metrics import load_checkpoint
+    from lerobot_hybrid_act.ablation.probes import load_checkpoint
 
     torch.set_num_threads(1)
     seeds = list(range(FIRST_SEED, FIRST_SEED + a.episodes))

@@ -17,12 +17,13 @@ from lerobot.processor import NormalizerProcessorStep
 from lerobot.utils.constants import OBS_ENV_STATE
 
 from lerobot_hybrid_act.ablation import metrics as M
+from lerobot_hybrid_act.ablation import probes as P
 from lerobot_hybrid_act.ablation.cli import main as ablation_main
 from lerobot_hybrid_act.ablation.profiles import (
     FULL, PROFILES, QUICK, SMOKE, VARIANTS, get_profile, policy_type, run_name,
 )
+from lerobot_hybrid_act.ablation.plots import plot_n_demos
 from lerobot_hybrid_act.ablation.report import (
-    _plot_n,
     aggregate,
     coverage_table,
     run_hardware,
@@ -275,7 +276,7 @@ def test_modes_profile_pairs_routes_and_keeps_shipped_defaults():
 
 def test_backfill_adds_only_missing_evals_and_z_usage(tmp_path, monkeypatch):
     """A C run finished before ``eval_hold`` and ``z_usage`` existed gets exactly those added; the rest is kept."""
-    from lerobot_hybrid_act.ablation import metrics, runner
+    from lerobot_hybrid_act.ablation import probes, runner
 
     ckpt = tmp_path / "ckpt"
     ckpt.mkdir()
@@ -286,7 +287,7 @@ def test_backfill_adds_only_missing_evals_and_z_usage(tmp_path, monkeypatch):
     res_path.write_text(json.dumps(old))
     calls = []
     monkeypatch.setattr(runner, "run_evals", lambda *a, keys=None, **k: calls.append(keys) or {"eval_hold": {"n": 50}})
-    monkeypatch.setattr(metrics, "z_usage_of_checkpoint",
+    monkeypatch.setattr(probes, "z_usage_of_checkpoint",
                         lambda c, task, prof, held, data: calls.append((c, task.name, str(held), str(data))) or {"from_z": 1})
     assert not runner.backfill(FULL, run, res_path, tmp_path, tmp_path, print)  # no model.safetensors yet
     assert json.loads(res_path.read_text()) == old and calls == []
@@ -416,8 +417,8 @@ def test_report_on_fabricated_runs(tmp_path):
     (out / "runs" / "extra.json").write_text(json.dumps(_fake_run("act", 3, 1, 1)))
     names = {p.name for p in write_report(out, SMOKE, command="c")}
     assert {"success.png", "success_vs_demos.png"} <= names
-    assert _plot_n("docking", aggregate(runs + [_fake_run("act", 30, 1, 1)]), SMOKE.main_n_demos) == 6
-    assert _plot_n("docking", aggregate([_fake_run("act", 30, 1, 1)]), SMOKE.main_n_demos) == 30
+    assert plot_n_demos("docking", aggregate(runs + [_fake_run("act", 30, 1, 1)]), SMOKE.main_n_demos) == 6
+    assert plot_n_demos("docking", aggregate([_fake_run("act", 30, 1, 1)]), SMOKE.main_n_demos) == 30
 
 
 def test_stability_table_spread_over_late_checkpoints():
@@ -516,7 +517,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert "Ensembling stability" in (out / "README.md").read_text() and (out / "checkpoint_stability.png").is_file()
     # The in-process metrics (collisions, routes, smoothness) roll out the same policy on the same env as
     # lerobot-eval: act (z = 0, no dropout at eval) is deterministic, so on lerobot-eval's seeds the episodes match.
-    policy, pre, post = M.load_checkpoint(Path(act["checkpoint"]))
+    policy, pre, post = P.load_checkpoint(Path(act["checkpoint"]))
     # the normalization flag went through lerobot-train into act's saved preprocessor: environment_state at its
     # dataset mean comes out at zero (unnormalized it would stay at the mean)
     stats = json.loads((Path(act["dataset"]) / "meta" / "stats.json").read_text())
@@ -524,7 +525,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     out = normalizer._normalize_observation({OBS_ENV_STATE: torch.tensor([stats[OBS_ENV_STATE]["mean"]])}, False)
     assert out[OBS_ENV_STATE].abs().max() < 1e-4
     seeds = list(range(act["eval"]["eval_seeds"][0], act["eval"]["eval_seeds"][1] + 1))
-    ro = M.docking_rollouts(policy, pre, post, seeds, policy.config.n_action_steps)
+    ro = P.docking_rollouts(policy, pre, post, seeds, policy.config.n_action_steps)
     assert [float(r["rewards"].max()) for r in ro["rollouts"]] == pytest.approx(act["eval"]["max_rewards"], abs=1e-4)
     p2 = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert p2.returncode == 0 and p2.stdout.count("done already, skipped") == 2
@@ -535,7 +536,8 @@ def test_z_usage_is_zero_when_the_denoiser_ignores_z():
     import torch
 
     from conftest import make_batch, make_policy, observation
-    from lerobot_hybrid_act.ablation.metrics import ChunkSampler, pairwise_diversity
+    from lerobot_hybrid_act.ablation.metrics import pairwise_diversity
+    from lerobot_hybrid_act.ablation.probes import ChunkSampler
 
     policy = make_policy("hybrid_act_c", image=False)
     policy.eval()

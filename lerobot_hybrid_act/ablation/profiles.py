@@ -45,6 +45,14 @@ VARIANTS = {"hybrid_act_c_recon": ("hybrid_act_c", ("--policy.recon_weight=1.0",
             **{f"hybrid_act_c_{k}": ("hybrid_act_c", flags) for k, flags in {**_C_LATENTS, **_C_DESIGN}.items()}}
 
 
+POLICY_ORDER = (*POLICIES, *VARIANTS)  # the order of the report's tables and plots
+
+
+def policy_rank(label: str) -> int:
+    """A policy label's place in ``POLICY_ORDER`` (unknown labels last)."""
+    return POLICY_ORDER.index(label) if label in POLICY_ORDER else len(POLICY_ORDER)
+
+
 def policy_type(label: str) -> str:
     """The registered policy type behind a profile's policy label (a type, or a key of ``VARIANTS``)."""
     return VARIANTS[label][0] if label in VARIANTS else label

@@ -233,7 +233,7 @@ def backfill(profile: Profile, run: dict, res_path: Path, work: Path, logs: Path
         log(f"  adding {sorted(missing)}")
         r.update(run_evals(profile, run, task, ckpt, work, logs, log, keys=missing))
     if need_z:
-        from .metrics import z_usage_of_checkpoint
+        from .probes import z_usage_of_checkpoint
 
         log("  adding metrics.latent.z_usage")
         latent["z_usage"] = z_usage_of_checkpoint(ckpt, task, profile, Path(r["heldout"]), Path(r["dataset"]))
@@ -420,7 +420,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
     log(f"  trained: {wall:.0f}s" if wall else "  trained")
     evals = run_evals(profile, run, task, ckpt, work, logs, log)
     late = late_checkpoint_evals(profile, run, task, train_dir, work, logs, log)
-    from .metrics import evaluate_checkpoint
+    from .probes import evaluate_checkpoint
 
     extra = evaluate_checkpoint(ckpt, task, profile, held, data, log=log)
     result = {
