@@ -554,3 +554,17 @@ def test_z_usage_is_zero_when_the_denoiser_ignores_z():
         policy.model.denoiser.cond[0].weight[:, -z_dim:] = 0.0  # the z columns
     by_z, by_noise = sampler.sample_z_vs_noise(batch, k=4, seed=0)
     assert pairwise_diversity(by_z) < 1e-6 and pairwise_diversity(by_noise) > 1e-4
+
+
+def test_quickstart_recipe_is_the_modes_profile_recipe():
+    """configs/hybrid_act_cpu_docking.args (scripts/quickstart.sh) trains C exactly as the `modes` profile does:
+    the same lerobot-train flags, apart from the run's own (data, steps, seed, output, checkpointing, logging)."""
+    from lerobot_hybrid_act.ablation.profiles import MODES
+
+    args = Path(__file__).parents[1] / "configs" / "hybrid_act_cpu_docking.args"
+    recipe = {line.strip() for line in args.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    run = next(r for r in MODES.runs() if r["policy"] == "hybrid_act_c" and r["task"] == "docking")
+    own = ("--dataset.", "--steps=", "--save_freq=", "--log_freq=", "--seed=", "--output_dir=", "--policy.type=",
+           "--policy.push_to_hub=")
+    profile = {f for f in train_cmd(run, MODES.tasks[0], Path("D"), Path("O"), MODES)[1:] if not f.startswith(own)}
+    assert recipe == profile
