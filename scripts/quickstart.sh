@@ -4,7 +4,8 @@
 #   2. records scripted docking demonstrations, every layout along both routes (hybrid-act-record
 #      --routes-per-layout 2, layout seeds 0..);
 #   3. trains hybrid_act_c through lerobot-train (configs/hybrid_act_cpu_docking.args);
-#   4. evaluates it through lerobot-eval on held-out seeds (1000..) and prints success with a 95% CI.
+#   4. evaluates it through lerobot-eval on held-out seeds (1000..) and prints success with a 95% CI;
+#   5. draws 8 rollouts from one start, coloured by route, to $OUT/routes.png (examples/route_picture.py).
 # The defaults are the `modes` ablation profile's docking recipe (50 layouts x 2 routes, 5000 steps, training seed
 # 1, the same flags): its seed-1 run docked 39/50 (results/modes). Training takes ~15 min on one CPU core.
 # One intra-op thread (OMP_NUM_THREADS=1 unless set): torch's default spin-waits beside other work on a small machine.
@@ -48,3 +49,5 @@ lo, hi = wilson_interval(k, n)
 print(f"\n{policy} on docking: success {k}/{n} = {100*k/n:.0f}% (95% Wilson CI {100*lo:.0f}-{100*hi:.0f}%), "
       f"eval seeds 1000-{1000+n-1}; details: {path}")
 PY
+"$BIN/python" examples/route_picture.py --checkpoint "$RUN/checkpoints/last/pretrained_model" --seed 1000 \
+    --rollouts 8 --out "$OUT/routes.png"

@@ -72,6 +72,10 @@ def test_lerobot_train_then_eval(variant, docking_dataset, tmp_path):
         out = run([sys.executable, str(example), "--policy-path", str(ckpt), "--dataset-root", str(docking_dataset),
                    "--repo-id", "local/docking_tiny", "--samples", "3"])  # fmt: skip
         assert "spread with fresh z" in out.stdout and out.stdout.count("first action") == 3
+        # the route picture drives state-only policies (the quickstart's); a camera policy is refused by name
+        out = subprocess.run([sys.executable, str(example.parent / "route_picture.py"), "--checkpoint", str(ckpt)],
+                             capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})  # fmt: skip
+        assert out.returncode != 0 and "state-only" in out.stderr and "observation.images.top" in out.stderr
 
 
 # Replaces the Hub's network calls (HfApi, card validation) with a copy into $CAPTURE_DIR/<repo_id>/, then runs lerobot-train.
