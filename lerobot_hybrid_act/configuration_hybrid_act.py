@@ -73,7 +73,7 @@ class HybridActConfig(PreTrainedConfig):
             p(z|obs), exact KL. ``"fitted_mixture"`` (C's default): trained exactly as ``"gaussian"``, plus a mixture of
             ``n_latent_modes`` Gaussians over z fitted to the posterior means by maximum likelihood (a mixture
             density network) with the gradient stopped at its inputs, so it cannot pull z towards the prior's centre;
-            inference draws z from it. ``"categorical"``: z = [one-hot mode code c of ``n_latent_modes``, continuous
+            inference draws a component and takes its mean. ``"categorical"``: z = [one-hot mode code c of ``n_latent_modes``, continuous
             style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and straight-through sampling (discrete
             modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c). ``"mixture"``: Gaussian posterior, prior
             a mixture of ``n_latent_modes`` Gaussians in the KL (one-sample estimate).
@@ -81,7 +81,10 @@ class HybridActConfig(PreTrainedConfig):
             route (the code fell onto one code for both routes, the KL mixture's z went unused), and a route's
             posterior z steers the rollout onto that route; but one Gaussian p(z|obs) spans both routes' posterior
             clusters, and its draws land between them, where the decoder averages the routes into the obstacle. The
-            fitted mixture draws z inside a cluster. The KL mixture and the code stay for tasks whose modes are
+            fitted mixture draws z at a cluster's centre: a component's mean, not a point inside its fitted spread,
+            which is wider than the cluster (the head tracks a posterior that moves until training ends: its NLL ends
+            at -11 to -18 nats, -22 when fitted further on the final model). Design episodes 3000-3099, 3 seeds, first
+            z scaled 8x: 87% with the means, 83% drawing inside the spread (at 12x: 88% vs 81%). The KL mixture and the code stay for tasks whose modes are
             visible in most of the data (on the two-mode toy they put 0-1% of draws between the modes).
         n_latent_modes: codes (categorical) or mixture components: more than the modes a task is expected to have
             (unused components get no weight).
@@ -132,12 +135,13 @@ class HybridActConfig(PreTrainedConfig):
             the Gaussian prior's for ``gaussian`` and ``fitted_mixture``) by this factor: ``z = mean + hold_scale * (z - mean)``. The decoder's response to z is weak (an MSE-trained
             denoiser shrinks towards the average of what z leaves uncertain); scaling the first chunk's z makes it
             commit to the mode. Scaling a z held for the whole episode also exaggerates its style (wider, faster)
-            where precision matters, hence ``hold_steps``. C: 4. Measured on paired docking, design episodes 3000+,
-            one seed (docs/latent-modes.md): success 40% at scale 1, 68% at 2, 82% at 3, 90% at 4, 88% at 6 (held 10
-            steps); at 4, held 20 steps 58%, the whole episode 42%. Not yet measured on ALOHA, where the first chunk
-            covers 100 steps.
-        prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T); 0 gives
-            the most likely z.
+            where precision matters, hence ``hold_steps``. C: 10. Measured on paired docking, design episodes
+            3000-3099, the three seeds of the ``modes`` profile, held 10 steps (docs/latent-modes.md): success 49% at
+            scale 2, 69% at 3, 77% at 4, 84% at 6, 87% at 8, 89% at 10, 88% at 12, 81% at 16, 78% at 24; at 10 held 5
+            steps as at 10 (88% at 12); at 4 held 20 steps 76%; at 8 with temporal ensembling 66%. Not yet measured on
+            ALOHA, where the first chunk covers 100 steps.
+        prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
+            fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
             With it, ``predict_action_chunk(batch, inference_delay=d, prev_chunk_left_over=prev)`` samples a chunk
             whose first d actions are the previous chunk's (executed while this one was computed) and whose next
@@ -375,4 +379,4 @@ class HybridActCConfig(HybridActConfig):
     recon_weight: float = 1.0
     z_mode: str = "hold"
     hold_steps: int | None = 10
-    hold_scale: float = 4.0
+    hold_scale: float = 10.0

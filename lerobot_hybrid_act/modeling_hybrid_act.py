@@ -771,7 +771,9 @@ class FittedMixtureStyle(GaussianPriorStyle):
     KL), plus a mixture of ``n_latent_modes`` Gaussians over z fitted to the posterior means by maximum likelihood
     (a mixture density network, Bishop 1994) with the gradient stopped at its inputs: it cannot pull the posterior
     towards the centre or shape the encoder, as a fitted second-stage prior (Dai & Wipf, arXiv 1903.05789) does
-    not. Inference draws z from the fitted mixture: a component, then its mean (+ temperature x its spread)."""
+    not. Inference draws a component (softmax(logits / T), the most likely at T = 0 or ``z_mode="mean"``) and
+    returns its mean, not a point inside its spread: the spread fitted during training is wider than the posterior's
+    clusters (the head tracks a posterior that is still moving), and a draw inside it can land between two modes."""
 
     LOGVAR_RANGE = (-8.0, 4.0)  # keeps the fit's likelihood finite on tight clusters
     # The fit's loss scale. Adam's step does not depend on it, but lerobot-train clips the *global* gradient norm:
@@ -799,7 +801,9 @@ class FittedMixtureStyle(GaussianPriorStyle):
         return out
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
-        return _sample_mixture(*self._fitted(summary), 0.0 if z_mode == "mean" else temperature, generator)
+        logits, mu, _ = self._fitted(summary)
+        k = _sample_categorical(logits, 0.0 if z_mode == "mean" else temperature, generator)
+        return mu[torch.arange(len(k), device=k.device), k]
 
 
 class CategoricalStyle(nn.Module):

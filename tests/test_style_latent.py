@@ -208,6 +208,21 @@ def test_fitted_head_leaves_the_policy_training_unchanged():
         assert torch.allclose(value, fitted[name], atol=1e-6), name
 
 
+def test_fitted_mixture_draws_a_component_mean():
+    """C's default prior draws a component and returns its mean: many draws for one observation take at most
+    n_latent_modes values (a draw inside a component's spread would never repeat), and the most likely z is one."""
+    policy = train_steps(make_policy("hybrid_act_c", image=False), make_batch(image=False), steps=10)
+    assert policy.config.latent_prior == "fitted_mixture"
+    obs = observation(make_batch(1, image=False, seed=1))
+    obs = {k: v.expand(64, *v.shape[1:]) for k, v in obs.items()}
+    z = policy.sample_style(obs, torch.Generator().manual_seed(0))
+    values = z.unique(dim=0)
+    assert 1 <= len(values) <= policy.config.n_latent_modes
+    policy.config.z_mode = "mean"
+    z_mean = policy.sample_style(obs)
+    assert any(torch.equal(z_mean[0], v) for v in values)  # the most likely component is among 64 draws
+
+
 @pytest.mark.parametrize("prior", ["gaussian", "fitted_mixture"])
 def test_held_z_is_scaled_and_released_after_hold_steps(prior):
     """z_mode="hold": the first chunk decodes the drawn z (hold_scale 1: exactly sample_style's draw; another scale:
