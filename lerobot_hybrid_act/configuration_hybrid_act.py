@@ -72,7 +72,9 @@ class HybridActConfig(PreTrainedConfig):
         latent_prior: C's latent and prior. ``"gaussian"``: diagonal Gaussian posterior q(z|a,obs) and prior
             p(z|obs), exact KL. ``"fitted_mixture"`` (C's default): trained exactly as ``"gaussian"``, plus a mixture of
             ``n_latent_modes`` Gaussians over z fitted to the posterior means by maximum likelihood (a mixture
-            density network) with the gradient stopped at its inputs, so it cannot pull z towards the prior's centre;
+            density network) with the gradient stopped at its inputs, so it cannot pull z towards the prior's centre,
+            and a winner-takes-all term (each posterior mean pulls its nearest component's mean: without it, one
+            seed of the two-mode toy fitted one wide component across both modes and drew 95% of z between them);
             inference draws a component and takes its mean. ``"categorical"``: z = [one-hot mode code c of ``n_latent_modes``, continuous
             style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and straight-through sampling (discrete
             modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c). ``"mixture"``: Gaussian posterior, prior

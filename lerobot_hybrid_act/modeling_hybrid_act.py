@@ -316,8 +316,9 @@ class HybridActPolicy(PreTrainedPolicy):
             loss = loss + self.config.recon_weight * recon_loss
             info["recon_loss"] = recon_loss.item()
         if style.fit_nll is not None:  # trains only the fitted sampling prior (its inputs are detached)
-            loss = loss + style.fit_nll * FittedMixtureStyle.FIT_LOSS_SCALE
+            loss = loss + (style.fit_nll + style.fit_nearest) * FittedMixtureStyle.FIT_LOSS_SCALE
             info["prior_fit_nll"] = style.fit_nll.item()
+            info["prior_fit_nearest"] = style.fit_nearest.item()
         if style.kl is not None:
             kl_terms = style.kl.mean(0)  # (n_terms,) batch-mean KL in nats
             beta = self.model.kl_beta(advance=self.training)
@@ -579,11 +580,12 @@ def _make_resnet(config: HybridActConfig) -> nn.Module:
 
 class StyleOutput:
     def __init__(self, z: Tensor | None, kl: Tensor | None = None, kl_floor: Tensor | None = None,
-                 fit_nll: Tensor | None = None):
+                 fit_nll: Tensor | None = None, fit_nearest: Tensor | None = None):
         self.z = z  # (B, z_dim) or None
         self.kl = kl  # (B, n_terms) KL(q || p) in nats, one column per latent term, or None
         self.kl_floor = kl_floor  # (n_terms,) free-bits floor of each term in latent dimensions it covers
         self.fit_nll = fit_nll  # scalar: NLL of the fitted sampling prior (latent_prior="fitted_mixture"), or None
+        self.fit_nearest = fit_nearest  # scalar: squared distance to its nearest component's mean (same), or None
 
 
 def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
@@ -796,8 +798,13 @@ class FittedMixtureStyle(GaussianPriorStyle):
     def train_latent(self, summary, actions, action_is_pad) -> StyleOutput:
         out, mu_q = self._gaussian_latent(summary, actions, action_is_pad)
         logits, mu_f, logvar_f = self._fitted(summary.detach())
-        log_f = torch.logsumexp(logits.log_softmax(-1) + gaussian_log_prob(mu_q.detach().unsqueeze(1), mu_f, logvar_f), -1)
+        target = mu_q.detach().unsqueeze(1)
+        log_f = torch.logsumexp(logits.log_softmax(-1) + gaussian_log_prob(target, mu_f, logvar_f), -1)
+        # Winner-takes-all: each posterior mean also pulls the nearest component's mean. The likelihood alone lets one
+        # wide component cover two clusters while the others, far from every point, get no gradient (an MDN's mode
+        # collapse; Makansi et al., CVPR 2019); its mean then lies between the modes.
         out.fit_nll = -log_f.mean()
+        out.fit_nearest = (target - mu_f).pow(2).sum(-1).min(-1).values.mean()
         return out
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
