@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lerobot_hybrid_act.ablation.metrics import action_smoothness
 from lerobot_hybrid_act.ablation.probes import load_checkpoint, obs_batch, policy_act_fn
 from lerobot_hybrid_act.docking.env import DockingEnv
 from lerobot_hybrid_act.docking.expert import DockingExpert, run_expert_episode
@@ -46,7 +47,8 @@ DESIGN_SEED = 3000  # disjoint from lerobot-eval's 1000.. and from the ablation'
 def _summary(rolls: list[dict], routes: list[int] | None = None) -> dict:
     s = summarize_rollouts(rolls)
     out = {"n": len(rolls), "success_rate": s["success_rate"], "collision_rate": s["collision_rate"],
-           "mode_averaging_rate": s["mode_averaging_rate"], "route_fractions": s["routes"]["fractions"]}
+           "mode_averaging_rate": s["mode_averaging_rate"], "route_fractions": s["routes"]["fractions"],
+           "jerk_rms": float(np.nanmean([action_smoothness(r["actions"])["jerk_rms"] for r in rolls]))}
     if routes is not None:
         out["follows_route"] = float(np.mean([route_label(r["xy"], r["layout"]) == k for r, k in zip(rolls, routes)]))
     return out

@@ -137,11 +137,13 @@ class HybridActConfig(PreTrainedConfig):
             the Gaussian prior's for ``gaussian`` and ``fitted_mixture``) by this factor: ``z = mean + hold_scale * (z - mean)``. The decoder's response to z is weak (an MSE-trained
             denoiser shrinks towards the average of what z leaves uncertain); scaling the first chunk's z makes it
             commit to the mode. Scaling a z held for the whole episode also exaggerates its style (wider, faster)
-            where precision matters, hence ``hold_steps``. C: 10. Measured on paired docking, design episodes
-            3000-3099, the three seeds of the ``modes`` profile, held 10 steps (docs/latent-modes.md): success 49% at
-            scale 2, 69% at 3, 77% at 4, 84% at 6, 87% at 8, 89% at 10, 88% at 12, 81% at 16, 78% at 24; at 10 held 5
-            steps as at 10 (88% at 12); at 4 held 20 steps 76%; at 8 with temporal ensembling 66%. Not yet measured on
-            ALOHA, where the first chunk covers 100 steps.
+            where precision matters, hence ``hold_steps``. C: 6. Measured on paired docking, design episodes
+            3000-3099, held 10 steps (docs/latent-modes.md). On the ``modes`` profile's first three C models: 49% at
+            scale 2, 69% at 3, 77% at 4, 84% at 6, 87% at 8, 89% at 10, 88% at 12, 81% at 16, 78% at 24; at 8 with
+            temporal ensembling 66%. On a fourth model (seed 1 trained again with the fitted head's winner-takes-all
+            term): 77% at 4, 81% at 6, 65% at 8, 67% at 10, 70% at 12. Over the four, 6 and 10 tie (83%), and the
+            exaggerated first chunk costs smoothness (that model's jerk RMS: 0.10 unscaled, 0.14 at 4, 0.19 at 6,
+            0.28 at 10), so 6. Not yet measured on ALOHA, where the first chunk covers 100 steps.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
@@ -381,4 +383,4 @@ class HybridActCConfig(HybridActConfig):
     recon_weight: float = 1.0
     z_mode: str = "hold"
     hold_steps: int | None = 10
-    hold_scale: float = 10.0
+    hold_scale: float = 6.0
