@@ -6,7 +6,8 @@
 
 Each checkpoint (a docking policy on ``observation.state`` + ``observation.environment_state``, loaded like
 lerobot-eval loads it: policy + saved pre/post processors) drives ``DockingEnv`` in-process from the episode seeds
-2000, 2001, ... (lerobot-eval's headline seeds are 1000-1999, settings sweeps use 3000-3999). The episodes of one
+2000, 2001, ... (``--first-seed``; lerobot-eval's headline seeds are 1000-1999, settings such as
+``--execution-horizon`` are chosen on 3000+). The episodes of one
 (scheme, delay) run as one batch of environments; the policy's noise comes from ``torch.Generator(seed=0)``.
 
 How an inference delay of d control steps is simulated (H = chunk_size, E = n_action_steps, both from the
@@ -228,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--checkpoint", action="append", type=Path, required=True,
                     help="a trained docking pretrained_model directory; repeat once per training seed")  # fmt: skip
     ap.add_argument("--episodes", type=int, default=50, help="episodes per checkpoint, scheme and delay")
+    ap.add_argument("--first-seed", type=int, default=FIRST_SEED,
+                    help=f"first episode seed (default {FIRST_SEED}); settings are chosen on 3000+, never on 1000-1999")
     ap.add_argument("--delays", type=_delays, default="0,2,4,8")
     ap.add_argument("--execution-horizon", type=int, default=None, help="RTC's; default: n_action_steps")
     ap.add_argument("--te-coeff", type=float, default=0.01, help="temporal ensembling coefficient (ACT's default)")
@@ -244,7 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     from lerobot_hybrid_act.ablation.probes import load_checkpoint
 
     torch.set_num_threads(1)
-    seeds = list(range(FIRST_SEED, FIRST_SEED + a.episodes))
+    if a.first_seed < FIRST_SEED:
+        raise SystemExit(f"--first-seed must be >= {FIRST_SEED}: seeds 1000-1999 are lerobot-eval's headline episodes")
+    seeds = list(range(a.first_seed, a.first_seed + a.episodes))
     per_checkpoint, pooled_episodes, costs, shapes = [], {}, [], set()
     for path in a.checkpoint:
         if not (path / "model.safetensors").is_file():
