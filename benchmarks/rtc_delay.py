@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> None:
                     help=f"first episode seed (default {FIRST_SEED}); settings are chosen on 3000+, never on 1000-1999")
     ap.add_argument("--delays", type=_delays, default="0,2,4,8")
     ap.add_argument("--execution-horizon", type=int, default=None, help="RTC's; default: n_action_steps")
+    ap.add_argument("--schedule", choices=["LINEAR", "EXP"], default="LINEAR",
+                    help="RTC's prefix_attention_schedule (LeRobot's default LINEAR; the RTC paper's soft mask is EXP)")
     ap.add_argument("--te-coeff", type=float, default=0.01, help="temporal ensembling coefficient (ACT's default)")
     ap.add_argument("--timing-calls", type=int, default=50)
     ap.add_argument("--out", type=Path, default=RESULTS / "rtc_delay_docking.json")
@@ -242,6 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--episodes must be >= 1, got {a.episodes}")
 
     import torch
+    from lerobot.configs.types import RTCAttentionSchedule
     from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
     from lerobot_hybrid_act.ablation.probes import load_checkpoint
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> None:
         if max(a.delays) + cfg.n_action_steps > cfg.chunk_size:
             sys.exit(f"{path}: a delay of {max(a.delays)} plus n_action_steps={cfg.n_action_steps} exceeds "
                      f"chunk_size={cfg.chunk_size}; pass smaller --delays.")  # fmt: skip
-        cfg.rtc_config = RTCConfig(execution_horizon=horizon)
+        cfg.rtc_config = RTCConfig(execution_horizon=horizon,
+                                   prefix_attention_schedule=RTCAttentionSchedule[a.schedule])
         policy.init_rtc_processor()
         for scheme in SCHEMES:
             for delay in a.delays:
@@ -300,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         "chunk_size": cfg.chunk_size,
         "n_action_steps": cfg.n_action_steps,
         "execution_horizon": horizon,
+        "prefix_attention_schedule": a.schedule,
         "te_coeff": a.te_coeff,
         "delays": a.delays,
         "schemes": list(SCHEMES),
