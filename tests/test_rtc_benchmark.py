@@ -82,3 +82,16 @@ def test_rtc_delay_benchmark_refuses_a_delay_longer_than_the_chunk_allows(tmp_pa
     proc = run("--checkpoint", ckpt, "--episodes", 1, "--delays", "0,12", "--out", tmp_path / "rtc.json")
     assert proc.returncode != 0
     assert "a delay of 12 plus n_action_steps=10 exceeds chunk_size=20; pass smaller --delays" in proc.stderr
+
+
+def test_rtc_delay_benchmark_refuses_headline_seeds_and_records_its_settings(tmp_path):
+    ckpt = make_docking_checkpoint(tmp_path / "ckpt")
+    proc = run("--checkpoint", ckpt, "--first-seed", 1000, "--out", tmp_path / "rtc.json")
+    assert proc.returncode != 0 and "seeds 1000-1999 are lerobot-eval's headline episodes" in proc.stderr
+    out = tmp_path / "design.json"
+    proc = run("--checkpoint", ckpt, "--episodes", 1, "--delays", 4, "--timing-calls", 2, "--first-seed", 3000,
+               "--execution-horizon", 7, "--schedule", "EXP", "--out", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["episode_seeds"] == [3000, 3000]
+    assert (r["execution_horizon"], r["prefix_attention_schedule"]) == (7, "EXP")
