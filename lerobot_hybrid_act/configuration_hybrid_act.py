@@ -75,9 +75,9 @@ class HybridActConfig(PreTrainedConfig):
             density network) with the gradient stopped at its inputs, so it cannot pull z towards the prior's centre,
             and a winner-takes-all term (each posterior mean pulls its nearest component's mean: without it, one
             seed of the two-mode toy fitted one wide component across both modes and drew 95% of z between them);
-            inference draws a component and takes its mean. ``"categorical"``: z = [one-hot mode code c of ``n_latent_modes``, continuous
-            style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and straight-through sampling (discrete
-            modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c). ``"mixture"``: Gaussian posterior, prior
+            inference draws a component and takes its mean. ``"categorical"``: z = [one-hot mode code c of
+            ``n_latent_modes``, continuous style u], categorical q(c|a,obs) and p(c|obs) with an exact KL and
+            straight-through sampling (discrete modes as in BeT / VQ-BeT), Gaussian q(u|a,obs) and p(u|obs,c). ``"mixture"``: Gaussian posterior, prior
             a mixture of ``n_latent_modes`` Gaussians in the KL (one-sample estimate).
             Why the fitted mixture (docs/latent-modes.md): on paired-route docking only the Gaussian's z carried the
             route (the code fell onto one code for both routes, the KL mixture's z went unused), and a route's
@@ -86,8 +86,9 @@ class HybridActConfig(PreTrainedConfig):
             fitted mixture draws z at a cluster's centre: a component's mean, not a point inside its fitted spread,
             which is wider than the cluster (the head tracks a posterior that moves until training ends: its NLL ends
             at -11 to -18 nats, -22 when fitted further on the final model). Design episodes 3000-3099, 3 seeds, first
-            z scaled 8x: 87% with the means, 83% drawing inside the spread (at 12x: 88% vs 81%). The KL mixture and the code stay for tasks whose modes are
-            visible in most of the data (on the two-mode toy they put 0-1% of draws between the modes).
+            z scaled 8x: 87% with the means, 83% drawing inside the spread (at 12x: 88% vs 81%). The KL mixture and
+            the code stay for tasks whose modes are visible in most of the data (on the two-mode toy they put 0-1%
+            of draws between the modes).
         n_latent_modes: codes (categorical) or mixture components: more than the modes a task is expected to have
             (unused components get no weight).
 
