@@ -620,12 +620,18 @@ def _split_mixture(out: Tensor, n_modes: int) -> tuple[Tensor, Tensor, Tensor]:
     return logits, mu, logvar
 
 
+def _sample_component(logits: Tensor, temperature: float, generator: torch.Generator | None, *params: Tensor):
+    """Per row, a component drawn from softmax(logits / T) (the most likely at T = 0); each of ``params``
+    (B, n_modes, D) at that component."""
+    k = _sample_categorical(logits, temperature, generator)
+    rows = torch.arange(len(k), device=k.device)
+    return tuple(p[rows, k] for p in params)
+
+
 def _sample_mixture(logits: Tensor, mu: Tensor, logvar: Tensor, temperature: float,
                     generator: torch.Generator | None) -> Tensor:
     """A component drawn from softmax(logits / T), then its mean + T x its spread (the most likely mean at T = 0)."""
-    k = _sample_categorical(logits, temperature, generator)
-    rows = torch.arange(len(k), device=k.device)
-    mu, logvar = mu[rows, k], logvar[rows, k]
+    mu, logvar = _sample_component(logits, temperature, generator, mu, logvar)
     if temperature == 0:
         return mu
     return mu + temperature * (0.5 * logvar).exp() * _randn(mu.shape, mu, generator)
@@ -809,8 +815,8 @@ class FittedMixtureStyle(GaussianPriorStyle):
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
         logits, mu, _ = self._fitted(summary)
-        k = _sample_categorical(logits, 0.0 if z_mode == "mean" else temperature, generator)
-        return mu[torch.arange(len(k), device=k.device), k]
+        (mean,) = _sample_component(logits, 0.0 if z_mode == "mean" else temperature, generator, mu)
+        return mean
 
 
 class CategoricalStyle(nn.Module):
