@@ -111,6 +111,13 @@ class HybridActPolicy(PreTrainedPolicy):
         for avg, new in zip(self.model_ema.buffers(), self.model.buffers(), strict=True):
             avg.copy_(new)
 
+    def eval_if_training(self) -> None:
+        """Switch to eval mode when lerobot-train (or the user) left the policy in train mode. ``eval()`` walks
+        every submodule, ~0.7 ms per call on the CPU docking policy: a third of a 1-step chunk, so it is not
+        repeated when the policy is already in eval mode."""
+        if self.training:
+            self.eval()
+
     def reset(self):
         """Clear per-episode state: the action queue or ensembler and a z held for the episode."""
         if self.config.temporal_ensemble_coeff is not None:
@@ -138,7 +145,7 @@ class HybridActPolicy(PreTrainedPolicy):
         """z for each observation of ``batch``, shape (B, z_dim): a draw from p(z|obs) at ``prior_temperature``
         (hybrid_act_c; ``z_mode="mean"`` gives the prior's most likely z) or f(obs) (hybrid_act_b)."""
         style = self._style_module()
-        self.eval()
+        self.eval_if_training()
         summary = self.inference_model.encode_observation(batch).summary
         mode = "mean" if self.config.z_mode == "mean" else "sample"
         return style.infer(summary, mode, self.config.prior_temperature, generator)
@@ -150,7 +157,7 @@ class HybridActPolicy(PreTrainedPolicy):
         f(obs) (hybrid_act_b). Decode it with ``predict_action_chunk(batch, z=...)`` to reproduce that chunk's mode."""
         style = self._style_module()
         actions = self._checked_actions(batch)
-        self.eval()
+        self.eval_if_training()
         summary = self.inference_model.encode_observation(batch).summary
         return style.posterior_mean(summary, actions, batch.get(ACTION_IS_PAD))
 
@@ -162,7 +169,7 @@ class HybridActPolicy(PreTrainedPolicy):
         if self.config.style_mode != "cvae":
             raise ValueError(f"{self.config.type} has no prior p(z|obs); style_centre is for hybrid_act_c.")
         style = self._style_module()
-        self.eval()
+        self.eval_if_training()
         return style.prior_mean(self.inference_model.encode_observation(batch).summary)
 
     @torch.no_grad()
@@ -173,7 +180,7 @@ class HybridActPolicy(PreTrainedPolicy):
         if self.config.style_mode != "cvae":
             raise ValueError(f"{self.config.type} has no posterior/prior pair; style_kl is for hybrid_act_c.")
         actions = self._checked_actions(batch)
-        self.eval()
+        self.eval_if_training()
         summary = self.inference_model.encode_observation(batch).summary
         return self.inference_model.style.train_latent(summary, actions, batch.get(ACTION_IS_PAD)).kl
 
@@ -197,7 +204,7 @@ class HybridActPolicy(PreTrainedPolicy):
 
     @torch.inference_mode()
     def select_action(self, batch: dict[str, Tensor], **kwargs) -> Tensor:
-        self.eval()
+        self.eval_if_training()
         if self.config.temporal_ensemble_coeff is not None:
             return self.temporal_ensembler.update(self.predict_action_chunk(batch))
         if len(self._action_queue) == 0:
@@ -238,7 +245,7 @@ class HybridActPolicy(PreTrainedPolicy):
         the style latent for this call; ``generator`` makes the draw of z and of the diffusion noise reproducible.
         ``prev_chunk_left_over`` ((B,) T', action_dim; normalised) and ``inference_delay``: real-time chunking (see
         ``rtc_config``)."""
-        self.eval()
+        self.eval_if_training()
         model = self.inference_model
         obs = model.encode_observation(batch)
         prefix = None

@@ -276,6 +276,8 @@ DOCKING_MODES = replace(
     sizes=replace(DOCKING_SIZES, kl_anneal_steps=None, num_inference_steps=None, diffusion_horizon=16,
                   diffusion_n_action_steps=8),
 )
+# hybrid_act_c on insertion at its shipped defaults too (the full profile passed the old C's KL warm-up and 10 steps).
+ALOHA_INS_MODES = replace(ALOHA_INS, sizes=replace(ALOHA_SIZES, kl_anneal_steps=None, num_inference_steps=None))
 MODES = Profile(
     name="modes",
     description=(
@@ -283,7 +285,7 @@ MODES = Profile(
         "and 25 for sample efficiency), 5000 steps, every policy at its shipped defaults, 3 training seeds, 50 eval "
         "episodes per checkpoint; hybrid_act_c at its new defaults on ALOHA insertion (10000 steps, 3 seeds)"
     ),
-    tasks=(DOCKING_MODES, ALOHA_INS), policies=POLICIES,
+    tasks=(DOCKING_MODES, ALOHA_INS_MODES), policies=POLICIES,
     task_policies={"aloha_insertion": ("hybrid_act_c",)},
     steps={"docking": 5000, "aloha_insertion": 10000},
     main_n_demos={"docking": 50, "aloha_insertion": 50},
