@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 POLICIES = ("act", "diffusion", "hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
 OURS_AND_ACT = ("act", "hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
@@ -41,3 +43,45 @@ def test_speed_benchmark_quick(tmp_path):
     assert plot.stat().st_size > 0
     # The printed table is the format of the table in docs/speed.md.
     assert "| `hybrid_act_c` |" in proc.stdout and "DDIM steps" in proc.stdout
+
+
+def _save(policy, path: Path) -> str:
+    target = path / "checkpoints" / "last" / "pretrained_model"
+    policy.save_pretrained(target)
+    return str(target)
+
+
+def test_chunk_latency_times_each_checkpoint_and_each_step_count(tmp_path):
+    """benchmarks/chunk_latency.py: one row per checkpoint (per step count for ours), ratios to the first, and
+    policies reading other inputs refused by name."""
+    import importlib.util
+
+    from lerobot.configs import FeatureType, PolicyFeature
+    from lerobot.policies.act.configuration_act import ACTConfig
+    from lerobot.policies.act.modeling_act import ACTPolicy
+
+    from conftest import ACTION_DIM, make_policy, tiny_features
+
+    spec = importlib.util.spec_from_file_location("chunk_latency", REPO / "benchmarks" / "chunk_latency.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    action = {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
+    act = ACTPolicy(ACTConfig(device="cpu", input_features=tiny_features(image=False), output_features=action,
+                              dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1, n_vae_encoder_layers=1,
+                              chunk_size=8, n_action_steps=8, latent_dim=4, pretrained_backbone_weights=None))
+    hybrid = make_policy("hybrid_act_c", image=False)
+    paths = [_save(act, tmp_path / "act"), _save(hybrid, tmp_path / "c")]
+    r = bench.main(["--checkpoint", paths[0], "--checkpoint", paths[1], "--steps", "1,3", "--calls", "3",
+                    "--out", str(tmp_path / "lat.json")])
+    assert [row["policy"] for row in r["rows"]] == ["act (act)", "hybrid_act_c (c), 1 steps", "hybrid_act_c (c), 3 steps"]
+    assert [row["num_inference_steps"] for row in r["rows"]] == [None, 1, 3]
+    assert r["rows"][0]["ratio"] == 1.0 and all(row["ms_median"] > 0 for row in r["rows"])
+    assert all(len(v) == 3 for v in r["samples_ms"].values())
+    assert json.loads((tmp_path / "lat.json").read_text())["rows"] == r["rows"]
+
+    image_act = ACTPolicy(ACTConfig(device="cpu", input_features=tiny_features(image=True), output_features=action,
+                                    dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1,
+                                    n_vae_encoder_layers=1, chunk_size=8, n_action_steps=8, latent_dim=4,
+                                    pretrained_backbone_weights=None))
+    with pytest.raises(ValueError, match="time checkpoints trained on the same features"):
+        bench.main(["--checkpoint", _save(image_act, tmp_path / "act_img"), "--checkpoint", paths[1], "--calls", "1"])
