@@ -7,7 +7,7 @@
 #   4. evaluates it through lerobot-eval on held-out seeds (1000..) and prints success with a 95% CI;
 #   5. draws 8 rollouts from one start, coloured by route, to $OUT/routes.png (examples/route_picture.py).
 # The defaults are the `modes` ablation profile's docking recipe (50 layouts x 2 routes, 5000 steps, training seed
-# 1, the same flags): its seed-1 run docked 39/50 (results/modes). Training takes ~15 min on one CPU core.
+# 1, the same flags): its seed-1 run docked 36/50 (results/modes). Training takes ~15 min on one CPU core.
 # One intra-op thread (OMP_NUM_THREADS=1 unless set): torch's default spin-waits beside other work on a small machine.
 # Knobs: POLICY (hybrid_act_a|b|c), STEPS, EPISODES (layouts), EVAL_EPISODES, SEED, OUT.
 set -euo pipefail
