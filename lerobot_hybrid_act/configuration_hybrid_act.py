@@ -98,8 +98,8 @@ class HybridActConfig(PreTrainedConfig):
             for C. C's one step is the denoiser's clean chunk from pure noise at t = T-1, the very output its
             reconstruction term trains. On paired-route docking (3 seeds x 50 episodes, seeds 3000-3049) 1, 2, 4
             and 8 steps docked 119, 120, 116 and 113 of 150: 1 step is within the interval of the best and costs
-            ~0.4x a 4-step chunk there (``docs/latent-modes.md``; ALOHA insertion in the ``modes`` profile).
-            A and B keep 4 (never swept).
+            ~0.4x a 4-step chunk there; on ALOHA insertion (3 seeds x 50, seeds 3000-3049) 83, 84, 81 and 83 of
+            150 (``docs/latent-modes.md``). A and B keep 4 (never swept).
         timestep_spacing: which training timesteps a few-step sampler visits. ``"trailing"`` starts at t = T-1,
             where the chunk is pure noise, as inference's starting sample is; diffusers' ``"leading"`` starts a
             4-step DDIM at t = 75 of 100 (sqrt(alpha_bar) ~ 0.37), so the first denoising step saw a partly clean
