@@ -113,7 +113,7 @@ class HybridActPolicy(PreTrainedPolicy):
 
     def eval_if_training(self) -> None:
         """Switch to eval mode when lerobot-train (or the user) left the policy in train mode. ``eval()`` walks
-        every submodule, ~0.7 ms per call on the CPU docking policy: a third of a 1-step chunk, so it is not
+        every submodule, ~0.3 ms per call on the CPU docking policy (a seventh of a 1-step chunk), so it is not
         repeated when the policy is already in eval mode."""
         if self.training:
             self.eval()

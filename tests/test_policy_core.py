@@ -282,3 +282,19 @@ def test_without_ema_update_is_a_no_op():
     policy.update()
     assert policy.model_ema is None and policy.inference_model is policy.model
     assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+
+
+def test_acting_switches_a_policy_left_in_train_mode_to_eval(variant):
+    """predict_action_chunk / select_action skip the eval() walk when already in eval mode, but a policy that
+    lerobot-train left in train mode (dropout on) must still act in eval mode, every submodule included."""
+    policy = make_policy(variant, dropout=0.5)
+    obs = observation(make_batch(2, seed=3))
+    for act in (lambda: policy.predict_action_chunk(obs), lambda: (policy.reset(), policy.select_action(obs))):
+        policy.train()
+        act()
+        assert not any(m.training for m in policy.modules())
+    g = torch.Generator().manual_seed(0)
+    first = policy.predict_action_chunk(obs, generator=g)
+    policy.train()
+    again = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(first, again)  # dropout would make the second chunk differ
