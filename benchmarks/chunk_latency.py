@@ -14,6 +14,7 @@ sample to ``--out``.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -30,12 +31,18 @@ from lerobot.configs.policies import PreTrainedConfig  # noqa: E402
 from lerobot.policies.factory import get_policy_class  # noqa: E402
 
 
-def load(path: str, steps: int | None):
-    cfg = PreTrainedConfig.from_pretrained(path)
+def load(path: str, cfg: PreTrainedConfig, steps: int | None):
+    cfg = copy.deepcopy(cfg)
     cfg.device = "cpu"
     if steps is not None:
         cfg.num_inference_steps = steps
-    return get_policy_class(cfg.type).from_pretrained(path, config=cfg).eval()
+    return get_policy_class(cfg.type).from_pretrained(path, config=cfg)
+
+
+def run_name(path: str) -> str:
+    """``<run>`` of ``<run>/checkpoints/<step>/pretrained_model``, else the directory's own name."""
+    p = Path(path).resolve()
+    return p.parents[2].name if p.name == "pretrained_model" and p.parents[1].name == "checkpoints" else p.name
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -53,8 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = PreTrainedConfig.from_pretrained(path)
         sweep = [int(s) for s in args.steps.split(",") if s] if hasattr(cfg, "num_inference_steps") else []
         for steps in sweep or [None]:
-            label = f"{cfg.type} ({Path(path).parents[2].name})" + (f", {steps} steps" if steps else "")
-            policies[label] = load(path, steps)
+            label = f"{cfg.type} ({run_name(path)})" + (f", {steps} steps" if steps else "")
+            policies[label] = load(path, cfg, steps)
     features = next(iter(policies.values())).config.input_features
     for label, policy in policies.items():
         if policy.config.input_features.keys() != features.keys():

@@ -65,10 +65,14 @@ def test_chunk_latency_times_each_checkpoint_and_each_step_count(tmp_path):
     spec = importlib.util.spec_from_file_location("chunk_latency", REPO / "benchmarks" / "chunk_latency.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    action = {"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))}
-    act = ACTPolicy(ACTConfig(device="cpu", input_features=tiny_features(image=False), output_features=action,
-                              dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1, n_vae_encoder_layers=1,
-                              chunk_size=8, n_action_steps=8, latent_dim=4, pretrained_backbone_weights=None))
+    def tiny_act(image: bool) -> ACTPolicy:
+        return ACTPolicy(ACTConfig(device="cpu", input_features=tiny_features(image=image),
+                                   output_features={"action": PolicyFeature(FeatureType.ACTION, (ACTION_DIM,))},
+                                   dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1,
+                                   n_vae_encoder_layers=1, chunk_size=8, n_action_steps=8, latent_dim=4,
+                                   pretrained_backbone_weights=None))
+
+    act = tiny_act(image=False)
     hybrid = make_policy("hybrid_act_c", image=False)
     paths = [_save(act, tmp_path / "act"), _save(hybrid, tmp_path / "c")]
     r = bench.main(["--checkpoint", paths[0], "--checkpoint", paths[1], "--steps", "1,3", "--calls", "3",
@@ -79,9 +83,6 @@ def test_chunk_latency_times_each_checkpoint_and_each_step_count(tmp_path):
     assert all(len(v) == 3 for v in r["samples_ms"].values())
     assert json.loads((tmp_path / "lat.json").read_text())["rows"] == r["rows"]
 
-    image_act = ACTPolicy(ACTConfig(device="cpu", input_features=tiny_features(image=True), output_features=action,
-                                    dim_model=32, n_heads=2, dim_feedforward=64, n_encoder_layers=1,
-                                    n_vae_encoder_layers=1, chunk_size=8, n_action_steps=8, latent_dim=4,
-                                    pretrained_backbone_weights=None))
+    image_act = tiny_act(image=True)
     with pytest.raises(ValueError, match="time checkpoints trained on the same features"):
         bench.main(["--checkpoint", _save(image_act, tmp_path / "act_img"), "--checkpoint", paths[1], "--calls", "1"])
