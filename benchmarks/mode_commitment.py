@@ -5,6 +5,7 @@ design episodes (seeds 3000..), never the headline ones (1000..).
     HF_HUB_OFFLINE=1 python benchmarks/mode_commitment.py posterior --checkpoint <C checkpoint>
     HF_HUB_OFFLINE=1 python benchmarks/mode_commitment.py fit-prior --checkpoint <Gaussian C> --dataset <its demos> \
         --out <new checkpoint>
+    HF_HUB_OFFLINE=1 python benchmarks/mode_commitment.py components --checkpoint <C checkpoint>
     HF_HUB_OFFLINE=1 python benchmarks/mode_commitment.py settings --checkpoint <C checkpoint> \
         --settings '[{"hold_steps": 10, "hold_scale": 4.0}]'
 
@@ -19,6 +20,10 @@ Every command appends its rows to ``--out-json`` (default ``benchmarks/results/m
 - ``fit-prior``: fits ``latent_prior="fitted_mixture"``'s sampling head post hoc on a Gaussian C checkpoint, or fits
   a jointly trained head further (the other weights are kept; the head's loss cannot change them) and saves a new
   checkpoint. The head is the only thing that differs, so the comparison isolates the sampling prior.
+- ``components``: where the sampling prior's components lie at an episode's first observation, on the line from
+  the posterior z of the expert's first chunk along the left route (0) to that along the right route (1): each
+  component's weight and position, before and after ``hold_scale``. ``between_mass`` is the weight of the
+  components whose scaled mean still lies between 0.25 and 0.75, where the decoder averages the routes.
 - ``settings``: in-process success for a list of inference-setting overrides (``hold_steps``, ``hold_scale``,
   ``z_mode``, ``temporal_ensemble_coeff``, ...).
 """
@@ -38,7 +43,7 @@ import torch
 from lerobot_hybrid_act.ablation.metrics import action_smoothness
 from lerobot_hybrid_act.ablation.probes import load_checkpoint, obs_batch, policy_act_fn
 from lerobot_hybrid_act.docking.env import DockingEnv
-from lerobot_hybrid_act.docking.expert import DockingExpert, run_expert_episode
+from lerobot_hybrid_act.docking.expert import ROUTE_LEFT, ROUTE_RIGHT, DockingExpert, run_expert_episode
 from lerobot_hybrid_act.docking.metrics import collect_rollout, route_label, summarize_rollouts
 
 DESIGN_SEED = 3000  # disjoint from lerobot-eval's 1000.. and from the ablation's other seed ranges
@@ -121,6 +126,40 @@ def posterior(ckpt: Path, seeds: list[int], scales: list[float], hold_steps: int
     return rows
 
 
+def components(ckpt: Path, seeds: list[int]) -> list[dict]:
+    policy, pre, _ = _load(ckpt)
+    env = DockingEnv(render_mode=None)
+    T, scale = policy.config.chunk_size, policy.config.hold_scale
+    per_seed = []
+    for seed in seeds:
+        z_route = []
+        for route in (ROUTE_LEFT, ROUTE_RIGHT):
+            demo = run_expert_episode(env, seed, route=route)
+            obs = demo["observations"][0]
+            batch = pre({**obs_batch(obs["agent_pos"], obs["environment_state"]),
+                         "action": torch.as_tensor(demo["actions"][:T]).unsqueeze(0)})
+            batch["action_is_pad"] = torch.zeros(1, T, dtype=torch.bool)
+            z_route.append(policy.infer_style(batch)[0])
+        weights, means = (x[0] for x in policy.style_components(batch))
+        centre = policy.style_centre(batch)[0]
+        axis = z_route[1] - z_route[0]
+
+        def position(z: torch.Tensor) -> float:
+            return float((z - z_route[0]) @ axis / (axis @ axis))
+
+        comps = [{"weight": float(w), "position": position(m), "scaled_position": position(centre + scale * (m - centre))}
+                 for w, m in sorted(zip(weights, means), key=lambda wm: -float(wm[0]))]
+        per_seed.append({"seed": seed, "centre": position(centre), "components": comps,
+                         "between_mass": sum(c["weight"] for c in comps if 0.25 < c["scaled_position"] < 0.75)})
+    row = {"probe": "components", "hold_scale": scale, "n": len(seeds),
+           "between_mass_mean": float(np.mean([p["between_mass"] for p in per_seed])),
+           "heaviest_position_mean": float(np.mean([p["components"][0]["position"] for p in per_seed])),
+           "heaviest_weight_mean": float(np.mean([p["components"][0]["weight"] for p in per_seed])),
+           "per_seed": per_seed}
+    print({k: v for k, v in row.items() if k != "per_seed"}, flush=True)
+    return [row]
+
+
 def settings(ckpt: Path, seeds: list[int], variants: list[dict]) -> list[dict]:
     rows = []
     env = DockingEnv(render_mode=None)
@@ -193,7 +232,7 @@ def ds_fps(root: Path) -> int:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("probe", choices=["handover", "posterior", "settings", "fit-prior"])
+    p.add_argument("probe", choices=["handover", "posterior", "components", "settings", "fit-prior"])
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--first-seed", type=int, default=DESIGN_SEED)
@@ -214,6 +253,8 @@ def main(argv=None) -> None:
         rows = handover(a.checkpoint, seeds, [int(k) for k in a.expert_steps.split(",")])
     elif a.probe == "posterior":
         rows = posterior(a.checkpoint, seeds, [float(s) for s in a.scales.split(",")], a.hold_steps)
+    elif a.probe == "components":
+        rows = components(a.checkpoint, seeds)
     elif a.probe == "settings":
         rows = settings(a.checkpoint, seeds, json.loads(a.settings))
     else:

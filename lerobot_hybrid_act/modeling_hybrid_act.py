@@ -173,6 +173,19 @@ class HybridActPolicy(PreTrainedPolicy):
         return style.prior_mean(self.inference_model.encode_observation(batch).summary)
 
     @torch.no_grad()
+    def style_components(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """hybrid_act_c with a mixture prior (``fitted_mixture`` or ``mixture``): the components inference draws z
+        from, as (weights (B, n_latent_modes), means (B, n_latent_modes, z_dim)) at each observation."""
+        style = self._style_module()
+        if not hasattr(style, "components"):
+            raise ValueError(
+                f"style_components needs hybrid_act_c with latent_prior='fitted_mixture' or 'mixture'; this policy is "
+                f"{self.config.type} with latent_prior={self.config.latent_prior!r}."
+            )
+        self.eval_if_training()
+        return style.components(self.inference_model.encode_observation(batch).summary)
+
+    @torch.no_grad()
     def style_kl(self, batch: dict[str, Tensor]) -> Tensor:
         """hybrid_act_c: KL(q(z|a, obs) || p(z|obs)) in nats for each sample of ``batch`` (which needs ``action``),
         shape (B, n_terms): one column per latent dimension (``gaussian``), [code, style dims...]
@@ -780,6 +793,10 @@ class MixturePriorStyle(GaussianPriorStyle):
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
         return _sample_mixture(*self._prior(summary), 0.0 if z_mode == "mean" else temperature, generator)
 
+    def components(self, summary: Tensor) -> tuple[Tensor, Tensor]:
+        logits, mu, _ = self._prior(summary)
+        return logits.softmax(-1), mu
+
 
 class FittedMixtureStyle(GaussianPriorStyle):
     """Variant C, ``latent_prior="fitted_mixture"``: trained exactly as ``gaussian`` (posterior, Gaussian prior,
@@ -824,6 +841,10 @@ class FittedMixtureStyle(GaussianPriorStyle):
         logits, mu, _ = self._fitted(summary)
         (mean,) = _sample_component(logits, 0.0 if z_mode == "mean" else temperature, generator, mu)
         return mean
+
+    def components(self, summary: Tensor) -> tuple[Tensor, Tensor]:
+        logits, mu, _ = self._fitted(summary)
+        return logits.softmax(-1), mu
 
 
 class CategoricalStyle(nn.Module):

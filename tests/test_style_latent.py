@@ -270,3 +270,20 @@ def test_hold_scale_needs_c_and_every_prior_has_a_centre():
         centre = policy.style_centre(obs)
         assert centre.shape == policy.sample_style(obs).shape and torch.isfinite(centre).all()
         policy.predict_action_chunk(obs)  # the default hold_scale works with every prior
+
+
+def test_style_components_are_what_inference_draws_from():
+    """The mixture priors' components: the prior's most likely z (``z_mode="mean"``) is the heaviest component's
+    mean; priors without components say so."""
+    obs = observation(make_batch(3, image=False))
+    for prior in ("fitted_mixture", "mixture"):
+        policy = make_policy("hybrid_act_c", image=False, latent_prior=prior, z_mode="mean")
+        weights, means = policy.style_components(obs)
+        z = policy.sample_style(obs)
+        assert weights.shape == (3, policy.config.n_latent_modes) and means.shape == (*weights.shape, z.shape[-1])
+        assert torch.allclose(weights.sum(-1), torch.ones(3))
+        assert torch.allclose(z, means[torch.arange(3), weights.argmax(-1)]), prior
+    with pytest.raises(ValueError, match="latent_prior='fitted_mixture' or 'mixture'.*'gaussian'"):
+        make_policy("hybrid_act_c", image=False, latent_prior="gaussian").style_components(obs)
+    with pytest.raises(ValueError, match="style_components needs hybrid_act_c"):
+        make_policy("hybrid_act_b", image=False).style_components(obs)
