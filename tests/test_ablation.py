@@ -556,15 +556,25 @@ def test_z_usage_is_zero_when_the_denoiser_ignores_z():
     assert pairwise_diversity(by_z) < 1e-6 and pairwise_diversity(by_noise) > 1e-4
 
 
-def test_quickstart_recipe_is_the_modes_profile_recipe():
-    """configs/hybrid_act_cpu_docking.args (scripts/quickstart.sh) trains C exactly as the `modes` profile does:
-    the same lerobot-train flags, apart from the run's own (data, steps, seed, output, checkpointing, logging)."""
+@pytest.mark.parametrize("policy,recipe_file", [("hybrid_act_c", "hybrid_act_cpu_docking.args"),
+                                                ("act", "act_cpu_docking.args")])
+def test_quickstart_recipe_is_the_modes_profile_recipe(policy, recipe_file):
+    """The configs/ recipes (scripts/quickstart.sh) train C, and act for COMPARE_ACT=1, exactly as the `modes`
+    profile does: the same lerobot-train flags, apart from the run's own (data, steps, seed, output, checkpointing,
+    logging). JSON values compare parsed (the recipe writes them without spaces, for the shell's word splitting)."""
     from lerobot_hybrid_act.ablation.profiles import MODES
 
-    args = Path(__file__).parents[1] / "configs" / "hybrid_act_cpu_docking.args"
-    recipe = {line.strip() for line in args.read_text().splitlines() if line.strip() and not line.startswith("#")}
-    run = next(r for r in MODES.runs() if r["policy"] == "hybrid_act_c" and r["task"] == "docking")
+    def canonical(flag: str) -> str:
+        key, _, value = flag.partition("=")
+        return f"{key}={json.dumps(json.loads(value), sort_keys=True)}" if value.startswith("{") else flag
+
+    args = Path(__file__).parents[1] / "configs" / recipe_file
+    lines = [line.strip() for line in args.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert not any(" " in flag for flag in lines), "a recipe flag with a space breaks $(grep ...) in the quickstart"
+    recipe = {canonical(flag) for flag in lines}
+    run = next(r for r in MODES.runs() if r["policy"] == policy and r["task"] == "docking")
     own = ("--dataset.", "--steps=", "--save_freq=", "--log_freq=", "--seed=", "--output_dir=", "--policy.type=",
            "--policy.push_to_hub=")
-    profile = {f for f in train_cmd(run, MODES.tasks[0], Path("D"), Path("O"), MODES)[1:] if not f.startswith(own)}
+    profile = {canonical(f) for f in train_cmd(run, MODES.tasks[0], Path("D"), Path("O"), MODES)[1:]
+               if not f.startswith(own)}
     assert recipe == profile
