@@ -65,8 +65,8 @@ class HybridActConfig(PreTrainedConfig):
             ``num_inference_steps`` times per chunk while the encoder runs once. (256, 1024, 4) fits better per
             training step but costs ~6x per denoising step (``benchmarks/speed.py``). Two layers, not ACT's one: on
             paired docking (the ``modes`` recipe, 3 seeds x 50 episodes, seeds 3000-3049) one layer made C's chunk
-            1.34x act's instead of 1.74x but docked 85 of 150 instead of 119
-            (``benchmarks/results/denoiser_depth_docking.json``).
+            1.34x act's instead of 1.74x but docked 85 of 150 instead of 126 (both trained on one machine;
+            ``benchmarks/results/denoiser_depth_docking.json``).
 
     Style latent (B and C):
         latent_dim: size of B's z = f(obs); for C, of the continuous style part u of z.
