@@ -70,6 +70,7 @@ PANELS=(--checkpoint "$RUN/checkpoints/last/pretrained_model")
 if [ "$COMPARE_ACT" = 1 ]; then
     train act configs/act_cpu_docking.args "$ACT_RUN" > "$OUT/act_train.log" 2>&1 &
     ACT_PID=$!
+    trap 'kill "$ACT_PID" 2>/dev/null || true' EXIT  # a failed hybrid training does not leave act training on
     echo "[quickstart] training LeRobot act beside $POLICY (log: $OUT/act_train.log)"
 fi
 train "$POLICY" configs/hybrid_act_cpu_docking.args "$RUN"
