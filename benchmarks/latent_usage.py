@@ -220,7 +220,8 @@ def main() -> None:
         run = {"task": "docking", "policy": "hybrid_act_c", "n_demos": 50, "seed": a.seed, "steps": steps,
                "name": f"docking__hybrid_act_c__kl{w}{f'_recon{rw}' if recon else ''}__s{a.seed}"}
         out = Path("outputs/latent_usage") / run["name"]
-        cmd = runner.train_cmd(run, task, data, out, prof) + [f"--policy.kl_weight={w}"]
+        # no head-fitting phase: these runs measure the decoder's use of z, as they did before the phase existed
+        cmd = runner.train_cmd(run, task, data, out, prof) + [f"--policy.kl_weight={w}", "--policy.prior_fit_steps=0"]
         cmd += [f"--policy.recon_weight={rw}"] if recon else []
         wall = runner.train_unless_done(cmd, out, steps, logs / f"{run['name']}.log")
         policy, pre, post = P.load_checkpoint(out / "checkpoints" / "last" / "pretrained_model")

@@ -60,6 +60,7 @@ def main() -> None:
         ckpt = out / "checkpoints" / "last" / "pretrained_model"
         cmd = [x for x in runner.train_cmd(run, task, data, out, prof) if not x.startswith("--policy.prediction_type")]
         cmd.append(f"--policy.prediction_type={target}")
+        cmd.append("--policy.prior_fit_steps=0")  # chunk fidelity only: no head-fitting phase (as before it existed)
         wall = runner.train_unless_done(cmd, out, a.steps, logs / f"{run['name']}.log")
         for ddim in (10, 100):
             policy, pre, post = P.load_checkpoint(ckpt, num_inference_steps=ddim)

@@ -7,8 +7,8 @@ file), which selects how the chunk-level style latent z is produced:
 - ``hybrid_act_b`` (``style_mode = "deterministic"``): z = f(obs), learned jointly with the denoiser.
 - ``hybrid_act_c`` (``style_mode = "cvae"``): posterior q(z|a, obs) at training, learned conditional
   prior p(z|obs) at inference; loss = diffusion MSE + reconstruction + beta * KL(q || p) with free bits. Its
-  defaults differ in the latent fields only (``latent_prior``, ``recon_weight``, ``z_mode``, ``hold_steps``,
-  ``hold_scale``), declared on ``HybridActCConfig``.
+  defaults differ in the latent fields only (``latent_prior``, ``prior_fit_steps``, ``recon_weight``, ``z_mode``,
+  ``hold_steps``, ``hold_scale``, ``num_inference_steps``), declared on ``HybridActCConfig``.
 
 Field names follow LeRobot's ``ACTConfig`` where they mean the same thing (``chunk_size``,
 ``n_action_steps``, ``temporal_ensemble_coeff``, ``vision_backbone``, ``dim_model``, ``n_heads``,
@@ -16,18 +16,23 @@ Field names follow LeRobot's ``ACTConfig`` where they mean the same thing (``chu
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
+import torch
 from lerobot.configs import NormalizationMode, PreTrainedConfig
-from lerobot.optim import AdamWConfig, DiffuserSchedulerConfig
+from lerobot.optim import AdamWConfig, LRSchedulerConfig
 from lerobot.policies.rtc.configuration_rtc import RTCConfig
+from torch.optim.lr_scheduler import LambdaLR
 
 # The registered policy types, A / B / C (one tuple for the whole package: server, ablation, benchmarks, tests).
 POLICY_TYPES = ("hybrid_act_a", "hybrid_act_b", "hybrid_act_c")
 STYLE_MODES = ("none", "deterministic", "cvae")
 KL_ANNEAL_SCHEDULES = ("none", "linear", "cyclic")
 Z_MODES = ("sample", "hold", "mean")
+# The name of the optimizer's parameter group of the fitted sampling head (``get_optim_params``): the schedule below
+# keeps it learning while the rest of the policy is frozen for ``prior_fit_steps``.
+PRIOR_FIT_GROUP = "prior_fit"
 PREDICTION_TYPES = ("epsilon", "sample")
 NOISE_SCHEDULERS = ("DDIM", "DDPM")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -167,6 +172,16 @@ class HybridActConfig(PreTrainedConfig):
             docking its NLL ended at -6 to -12 nats in the three 5000-step runs, where 3000 more steps at 1e-3 on
             the finished seed-2 model reach -21, and that seed's success on the design episodes went from 6/50 to
             50/50 (``benchmarks/mode_commitment.py fit-prior``, then ``settings``).
+        prior_fit_steps: the last ``prior_fit_steps`` of lerobot-train's ``--steps`` train only the ``fitted_mixture``
+            sampling head; the rest of the policy is held at learning rate 0 (the preset's scheduler,
+            ``HybridActSchedulerConfig``). Jointly trained, the head chases a posterior that moves until the last step,
+            and the final head can leave weight between the routes' clusters: that is what made C's late checkpoints
+            swing. Give lerobot-train ``--steps`` = the policy's own steps + ``prior_fit_steps`` (the ablation and the
+            quickstart do). C: 1000. Paired docking, the ``modes`` recipe, seeds 1-3, design episodes 3000-3099 (100
+            per seed), trained to 5000 steps then fitted: SEE_NUMBERS. The fit phase costs one full training step per
+            step (~20% more training time at 5000 + 1000). Ignored without a fitted head (A, B, other priors).
+            Chosen over a head learning rate decayed linearly to 0
+            over the phase (seeds 1-2, episodes 3000-3049: 42 and 29 of 50, against 45 and 46 at a constant rate).
         scheduler_name, scheduler_warmup_steps: a diffusers learning-rate schedule over the run's steps (LeRobot
             diffusion's fields, e.g. ``"cosine"`` with a linear warm-up), so that the last checkpoint is taken at a
             small learning rate; None keeps the learning rate constant, as ACT does.
@@ -239,6 +254,7 @@ class HybridActConfig(PreTrainedConfig):
     optimizer_lr_prior_fit: float = 1e-3
     scheduler_name: str | None = None
     scheduler_warmup_steps: int = 500
+    prior_fit_steps: int = 0
     ema_decay: float = 0.0
 
     # Which style strategy this policy type uses: the ONLY difference between A, B and C.
@@ -308,6 +324,8 @@ class HybridActConfig(PreTrainedConfig):
                 "`recon_weight` > 0 needs prediction_type='sample': the reconstruction term compares the denoiser's "
                 f"output with the clean chunk, but prediction_type={self.prediction_type!r} predicts the noise."
             )
+        if self.prior_fit_steps < 0:
+            raise ValueError(f"`prior_fit_steps` must be >= 0 (0: no head-only phase), got {self.prior_fit_steps}.")
         if not self.optimizer_lr_prior_fit > 0:
             raise ValueError(f"`optimizer_lr_prior_fit` must be > 0 (the fitted prior head's learning rate), got {self.optimizer_lr_prior_fit}.")
         if self.scheduler_warmup_steps < 0:
@@ -335,10 +353,17 @@ class HybridActConfig(PreTrainedConfig):
     def get_optimizer_preset(self) -> AdamWConfig:
         return AdamWConfig(lr=self.optimizer_lr, weight_decay=self.optimizer_weight_decay)
 
-    def get_scheduler_preset(self) -> DiffuserSchedulerConfig | None:
-        if self.scheduler_name is None:
+    @property
+    def head_fit_steps(self) -> int:
+        """``prior_fit_steps`` where there is a fitted sampling head to fit (C with ``fitted_mixture``), else 0."""
+        has_head = self.style_mode == "cvae" and self.latent_prior == "fitted_mixture"
+        return self.prior_fit_steps if has_head else 0
+
+    def get_scheduler_preset(self) -> "HybridActSchedulerConfig | None":
+        if self.scheduler_name is None and self.head_fit_steps == 0:
             return None
-        return DiffuserSchedulerConfig(name=self.scheduler_name, num_warmup_steps=self.scheduler_warmup_steps)
+        return HybridActSchedulerConfig(name=self.scheduler_name, num_warmup_steps=self.scheduler_warmup_steps,
+                                        prior_fit_steps=self.head_fit_steps)
 
     def validate_features(self) -> None:
         if not self.image_features and not self.env_state_feature:
@@ -386,8 +411,9 @@ class HybridActBConfig(HybridActConfig):
 @dataclass
 class HybridActCConfig(HybridActConfig):
     """Variant C: posterior q(z|a, obs) + learned conditional prior p(z|obs), KL-regularised, with z drawn from a
-    mixture fitted to the posterior; trained with the reconstruction term; the episode's first z held and scaled
-    (see ``latent_prior``, ``recon_weight``, ``z_mode``, ``hold_steps`` and ``hold_scale`` above)."""
+    mixture fitted to the posterior, alone, in the last ``prior_fit_steps`` of training; trained with the
+    reconstruction term; the episode's first z held and scaled (see ``latent_prior``, ``prior_fit_steps``,
+    ``recon_weight``, ``z_mode``, ``hold_steps`` and ``hold_scale`` above)."""
 
     style_mode: ClassVar[str] = "cvae"
     latent_prior: str = "fitted_mixture"
@@ -396,3 +422,55 @@ class HybridActCConfig(HybridActConfig):
     hold_steps: int | None = 10
     hold_scale: float = 6.0
     num_inference_steps: int = 1
+    prior_fit_steps: int = 1000
+
+
+def default_head_fit_steps(policy_type: str, latent_prior: str | None = None) -> int:
+    """How many steps lerobot-train needs beyond the policy's own to fit the sampling head, for a registered policy
+    type at its defaults (``latent_prior`` overrides C's): its ``head_fit_steps``, 0 for types that are not
+    hybrids. The ablation and the quickstart add them to ``--steps``."""
+    configs = {"hybrid_act_a": HybridActAConfig, "hybrid_act_b": HybridActBConfig, "hybrid_act_c": HybridActCConfig}
+    if policy_type not in configs:
+        return 0
+    default = {f.name: f.default for f in fields(configs[policy_type]) if f.name in ("prior_fit_steps", "latent_prior")}
+    has_head = configs[policy_type].style_mode == "cvae" and (latent_prior or default["latent_prior"]) == "fitted_mixture"
+    return default["prior_fit_steps"] if has_head else 0
+
+
+@LRSchedulerConfig.register_subclass("hybrid_act")
+@dataclass
+class HybridActSchedulerConfig(LRSchedulerConfig):
+    """The hybrids' learning-rate schedule (``HybridActConfig.get_scheduler_preset``): an optional diffusers schedule
+    (``name``, e.g. ``"cosine"``, with ``num_warmup_steps``) over the policy's steps, then, for the last
+    ``prior_fit_steps`` of lerobot-train's ``--steps``, learning rate 0 for every parameter group except the fitted
+    sampling head's (``PRIOR_FIT_GROUP``), which keeps its own rate throughout. AdamW's step and its decoupled weight
+    decay both scale with the learning rate, so the frozen weights do not move at all."""
+
+    name: str | None = None
+    num_warmup_steps: int | None = None
+    prior_fit_steps: int = 0
+
+    def build(self, optimizer: torch.optim.Optimizer, num_training_steps: int) -> LambdaLR:
+        policy_steps = num_training_steps - self.prior_fit_steps
+        if policy_steps < 1:
+            raise ValueError(
+                f"`--steps` ({num_training_steps}) must exceed `policy.prior_fit_steps` ({self.prior_fit_steps}): the "
+                "last prior_fit_steps steps train only the sampling head. Raise --steps (e.g. to "
+                f"{self.prior_fit_steps + 5000}) or lower --policy.prior_fit_steps."
+            )
+        base = lambda step: 1.0  # noqa: E731
+        if self.name is not None:  # the diffusers schedule's factor, over the policy's own steps
+            from diffusers.optimization import get_scheduler
+
+            probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+            base = get_scheduler(self.name, probe, num_warmup_steps=self.num_warmup_steps,
+                                 num_training_steps=policy_steps).lr_lambdas[0]
+
+        def policy_factor(step: int) -> float:
+            return base(step) if step < policy_steps else 0.0
+
+        def head_factor(step: int) -> float:
+            return 1.0
+
+        return LambdaLR(optimizer, [head_factor if group.get("name") == PRIOR_FIT_GROUP else policy_factor
+                                    for group in optimizer.param_groups])

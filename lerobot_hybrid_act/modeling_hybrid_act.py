@@ -44,6 +44,7 @@ from .configuration_hybrid_act import (
     HybridActBConfig,
     HybridActCConfig,
     HybridActConfig,
+    PRIOR_FIT_GROUP,
 )
 
 ACTION_IS_PAD = "action_is_pad"
@@ -82,13 +83,13 @@ class HybridActPolicy(PreTrainedPolicy):
     def get_optim_params(self) -> list[dict]:
         """AdamW groups: the policy at ``optimizer_lr``, the image backbone at ``optimizer_lr_backbone`` and the
         fitted sampling head (``latent_prior="fitted_mixture"``) at ``optimizer_lr_prior_fit``."""
-        special = {"model.obs_encoder.backbone.": self.config.optimizer_lr_backbone,
-                   "model.style.fitted.": self.config.optimizer_lr_prior_fit}
+        special = {"model.obs_encoder.backbone.": {"lr": self.config.optimizer_lr_backbone},
+                   "model.style.fitted.": {"lr": self.config.optimizer_lr_prior_fit, "name": PRIOR_FIT_GROUP}}
         groups = {prefix: [] for prefix in ["", *special]}
         for name, p in self.named_parameters():
             if p.requires_grad:
                 groups[next((s for s in special if name.startswith(s)), "")].append(p)
-        return [{"params": groups[""]}] + [{"params": groups[s], "lr": lr} for s, lr in special.items() if groups[s]]
+        return [{"params": groups[""]}] + [{"params": groups[s], **opts} for s, opts in special.items() if groups[s]]
 
     @property
     def inference_model(self) -> "HybridActModel":

@@ -42,10 +42,14 @@ fi
 train() {  # train <policy type> <recipe> <run dir>, unless the run dir holds its final checkpoint
     if [ ! -f "$3/checkpoints/last/pretrained_model/model.safetensors" ]; then
         rm -rf "$3"
+        # STEPS for the policy, then hybrid_act_c's prior_fit_steps for its sampling head alone (as the profile does)
+        local fit total
+        fit=$("$BIN/python" -c "from lerobot_hybrid_act.configuration_hybrid_act import default_head_fit_steps as f; print(f('$1'))")
+        total=$((STEPS + fit))
         # shellcheck disable=SC2046
         "$BIN/lerobot-train" --policy.type="$1" $(grep -v '^#' "$2") \
             --dataset.repo_id=local/docking_quickstart --dataset.root="$DATA" --policy.push_to_hub=false \
-            --steps="$STEPS" --save_freq="$STEPS" --log_freq=200 --seed="$SEED" --num_workers="$NUM_WORKERS" \
+            --steps="$total" --save_freq="$total" --log_freq=200 --seed="$SEED" --num_workers="$NUM_WORKERS" \
             --output_dir="$3"
     fi
 }

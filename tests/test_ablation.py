@@ -187,11 +187,14 @@ def test_stopped_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch
     monkeypatch.setattr(runner, "_run", real_run)
     runner.train_to_end(prof, run, task, data, train_dir, log, print)
     meta = json.loads((train_dir / "ablation_train.json").read_text())
-    assert meta["resumed_from_steps"] == [stopped_at] and meta["steps"] == 60
-    assert runner.checkpoint_step(train_dir) == 60 and "--resume=true" in log.read_text()
+    end = 60 + prof.prior_fit_steps  # C's sampling head is fitted alone after the policy's 60 steps
+    assert run["steps"] == end
+    assert f"--policy.prior_fit_steps={prof.prior_fit_steps}" in runner.train_cmd(run, task, data, train_dir, prof)
+    assert meta["resumed_from_steps"] == [stopped_at] and meta["steps"] == end
+    assert runner.checkpoint_step(train_dir) == end and "--resume=true" in log.read_text()
     assert all(seg["wall_s"] >= 0 for seg in meta["segments"]) and meta["wall_s"] > 0
     kept = sorted(d.name for d in (train_dir / "checkpoints").iterdir())
-    assert kept == ["000040", "000060", "last"]  # older checkpoints removed; the late ones stay for stability evals
+    assert kept == [f"{end:06d}", "last"]  # with a head-fitting phase only the final checkpoint is the shipped policy
     assert (train_dir / "checkpoints" / "last" / "pretrained_model" / "model.safetensors").is_file()
 
 
@@ -329,6 +332,30 @@ def test_late_checkpoints_evaluated_then_deleted_and_found_again_after_a_crash(t
     # rerun (e.g. the run crashed before its result was written): same numbers, nothing re-evaluated
     assert runner.late_checkpoint_evals(SMOKE, run, task, train_dir, work, tmp_path, print) == late
     assert len(calls) == 4
+
+
+def test_a_head_fitting_phase_adds_steps_and_leaves_one_checkpoint(tmp_path, monkeypatch):
+    """C's ``prior_fit_steps`` come on top of the profile's steps (every policy's weights get the same number of
+    updates), checkpoints stay spaced over the policy's steps, and only the final checkpoint, the one whose head
+    was fitted to the final posterior, is evaluated."""
+    from lerobot_hybrid_act.ablation import runner
+    from lerobot_hybrid_act.ablation.profiles import MODES, head_fit_steps
+    from lerobot_hybrid_act.configuration_hybrid_act import default_head_fit_steps
+
+    assert head_fit_steps("act") == head_fit_steps("hybrid_act_b") == 0
+    assert head_fit_steps("hybrid_act_c") == default_head_fit_steps("hybrid_act_c") > 0
+    assert head_fit_steps("hybrid_act_c_gaussian_kl001") == 0  # no fitted head, nothing to fit
+    run = {**next(r for r in SMOKE.runs() if r["policy"] == "hybrid_act_c"), "steps": 25, "prior_fit_steps": 5}
+    cmd = train_cmd(run, SMOKE.task("docking"), Path("D"), Path("O"), SMOKE)
+    assert "--steps=25" in cmd and f"--save_freq={20 // SMOKE.checkpoints_per_run}" in cmd
+    c = next(r for r in MODES.runs() if r["policy"] == "hybrid_act_c" and r["task"] == "docking")
+    a = next(r for r in MODES.runs() if r["policy"] == "act" and r["task"] == "docking")
+    assert c["steps"] - c["prior_fit_steps"] == a["steps"] == MODES.steps["docking"] and c["prior_fit_steps"] > 0
+    train_dir = tmp_path / "train" / run["name"]
+    for step in ("000016", "000020", "000025"):
+        (train_dir / "checkpoints" / step / "pretrained_model").mkdir(parents=True)
+    monkeypatch.setattr(runner, "_run", lambda *a: pytest.fail("nothing to evaluate"))
+    assert runner.late_checkpoint_evals(SMOKE, run, SMOKE.task("docking"), train_dir, tmp_path, tmp_path, print) == []
 
 
 # ----------------------------------------------------------------------------------------------- report

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CHUNK, make_batch, make_policy, observation, train_steps
+from conftest import CHUNK, make_batch, make_config, make_policy, observation, train_steps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import two_mode_toy  # noqa: E402
@@ -206,6 +206,47 @@ def test_fitted_head_leaves_the_policy_training_unchanged():
     assert set(fitted) - set(gaussian) and all(k.startswith("model.style.fitted.") for k in set(fitted) - set(gaussian))
     for name, value in gaussian.items():
         assert torch.allclose(value, fitted[name], atol=1e-6), name
+
+
+def test_prior_fit_phase_moves_only_the_sampling_head():
+    """``prior_fit_steps``: lerobot-train's optimizer and scheduler (``make_optimizer_and_scheduler`` with the policy
+    presets) train the whole policy first, then for the last prior_fit_steps only the fitted sampling head. The
+    weights at the end of the policy phase are the final weights everywhere outside the head, and the head moves."""
+    from lerobot.configs.train import TrainPipelineConfig
+    from lerobot.optim.factory import make_optimizer_and_scheduler
+
+    batch = make_batch(image=False)
+    policy = make_policy("hybrid_act_c", image=False, prior_fit_steps=4)
+    cfg = TrainPipelineConfig(dataset=None, policy=policy.config, steps=10)
+    cfg.optimizer, cfg.scheduler = policy.config.get_optimizer_preset(), policy.config.get_scheduler_preset()
+    opt, scheduler = make_optimizer_and_scheduler(cfg, policy)
+    policy.train()
+    snapshots = []
+    for _ in range(cfg.steps):
+        loss, _ = policy(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        scheduler.step()
+        snapshots.append({k: v.detach().clone() for k, v in policy.named_parameters()})
+    end_of_policy_phase, first, last = snapshots[5], snapshots[0], snapshots[-1]
+    head = [k for k in last if k.startswith("model.style.fitted.")]
+    assert head and any(not torch.equal(end_of_policy_phase[k], last[k]) for k in head)
+    for name in set(last) - set(head):
+        assert torch.equal(end_of_policy_phase[name], last[name]), name
+    assert any(not torch.equal(first[k], end_of_policy_phase[k]) for k in set(last) - set(head))
+
+
+def test_prior_fit_phase_needs_room_and_a_fitted_head():
+    """Too few --steps for the phase is an error naming both numbers; without a fitted head there is no phase (no
+    learning-rate schedule at all), so nothing is frozen."""
+    policy = make_policy("hybrid_act_c", image=False, prior_fit_steps=10)
+    with pytest.raises(ValueError, match="must exceed `policy.prior_fit_steps`"):
+        policy.config.get_scheduler_preset().build(torch.optim.AdamW(policy.get_optim_params()), 10)
+    assert make_config("hybrid_act_c", image=False, latent_prior="gaussian").get_scheduler_preset() is None
+    assert make_config("hybrid_act_b", image=False, prior_fit_steps=10).get_scheduler_preset() is None
+    with pytest.raises(ValueError, match="prior_fit_steps"):
+        make_config("hybrid_act_c", image=False, prior_fit_steps=-1)
 
 
 def test_fitted_mixture_draws_a_component_mean():

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from lerobot_hybrid_act.aloha import EPISODE_LENGTH as ALOHA_EPISODE_LENGTH
 from lerobot_hybrid_act.configuration_hybrid_act import POLICY_TYPES as HYBRID
+from lerobot_hybrid_act.configuration_hybrid_act import default_head_fit_steps
 from lerobot_hybrid_act.docking import EPISODE_LENGTH as DOCKING_EPISODE_LENGTH
 
 POLICIES = ("act", "diffusion", *HYBRID)
@@ -56,6 +57,15 @@ def policy_rank(label: str) -> int:
 def policy_type(label: str) -> str:
     """The registered policy type behind a profile's policy label (a type, or a key of ``VARIANTS``)."""
     return VARIANTS[label][0] if label in VARIANTS else label
+
+
+def head_fit_steps(label: str) -> int:
+    """Steps a policy trains after a profile's shared ``steps`` fitting only its sampling head (hybrid_act_c's
+    ``prior_fit_steps`` with a fitted head; 0 for the variants with another ``latent_prior``). The runner adds them
+    to lerobot-train's ``--steps``, so that every policy's weights get the profile's number of updates."""
+    policy, flags = VARIANTS.get(label, (label, ()))
+    prior = next((f.partition("=")[2] for f in flags if f.startswith("--policy.latent_prior=")), None)
+    return default_head_fit_steps(policy, prior)
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,8 @@ class Profile:
     # per subprocess (one lerobot-train segment or one lerobot-eval): a guard against hung processes, not a budget.
     # An ALOHA act run took 42 min in one session here and needed > 2 h on the same 2 cores in a busier one.
     timeout_s: int = 5 * 3600
+    # hybrid_act_c's head-fitting phase (``prior_fit_steps``, added to ``steps``); None: the policy's default
+    prior_fit_steps: int | None = None
     # checkpoints per training run: a run stopped (end of a session) resumes from the last one
     checkpoints_per_run: int = 5
     # ensembling stability: the last N of them are each evaluated with and without temporal ensembling (issue 7:
@@ -219,8 +231,11 @@ class Profile:
                         for p in policies + (self.variant_policies.get(t.name, ()) if main_pass else ()):
                             if not main_pass and p not in self.sample_efficiency_policies:
                                 continue
+                            fit = head_fit_steps(p)
+                            fit = fit if self.prior_fit_steps is None or not fit else self.prior_fit_steps
                             out.append({"task": t.name, "policy": p, "n_demos": n, "seed": seed,
-                                        "steps": self.steps[t.name], "name": run_name(t.name, p, n, seed)})
+                                        "steps": self.steps[t.name] + fit, "prior_fit_steps": fit,
+                                        "name": run_name(t.name, p, n, seed)})
         return out
 
     def task(self, name: str) -> TaskSpec:
@@ -234,7 +249,7 @@ def run_name(task: str, policy: str, n_demos: int, seed: int) -> str:
 SMOKE = Profile(
     name="smoke",
     description="smoke test of the harness (tiny: 20 steps, 2 eval episodes); its numbers mean nothing",
-    tasks=(DOCKING,), policies=("act", "hybrid_act_c"), steps={"docking": 20},
+    tasks=(DOCKING,), policies=("act", "hybrid_act_c"), steps={"docking": 20}, prior_fit_steps=4,
     main_n_demos={"docking": 6}, seeds=(1,), eval_episodes=2, n_heldout=4, fidelity_obs=8, k_samples=3,
     smooth_episodes=1, route_starts=1, route_rollouts=3, control_z=2, late_checkpoints=2,
 )

@@ -137,13 +137,14 @@ def policy_args(label: str, task: TaskSpec, steps: int, cameras: bool) -> list[s
 
 
 def train_cmd(run: dict, task: TaskSpec, data: Path, out: Path, profile: Profile) -> list[str]:
-    steps = run["steps"]
+    steps, fit = run["steps"], run.get("prior_fit_steps", 0)
+    fit_flag = [f"--policy.prior_fit_steps={fit}"] if fit and profile.prior_fit_steps is not None else []
     return [
-        str(BIN / "lerobot-train"), *policy_args(run["policy"], task, steps, bool(task.cameras)),
+        str(BIN / "lerobot-train"), *policy_args(run["policy"], task, steps, bool(task.cameras)), *fit_flag,
         *profile.extra_train_args,
         f"--dataset.repo_id=local/ablation_{data.name}", f"--dataset.root={data}",
         f"--batch_size={task.sizes.batch_size}", f"--steps={steps}",
-        f"--save_freq={max(1, steps // profile.checkpoints_per_run)}",
+        f"--save_freq={max(1, (steps - fit) // profile.checkpoints_per_run)}",  # over the policy's steps
         f"--log_freq={max(1, min(100, steps // 10))}", f"--seed={run['seed']}", "--num_workers=0",
         "--wandb.enable=false", f"--output_dir={out}",
     ]
@@ -453,10 +454,12 @@ def _slim(ev: dict) -> dict:
 def late_checkpoint_evals(profile: Profile, run: dict, task: TaskSpec, train_dir: Path, work: Path, logs: Path,
                           log) -> list[dict]:
     """Ensembling stability: lerobot-eval each intermediate checkpoint kept by ``train_to_end`` with and without
-    temporal ensembling (same episodes and seeds as the final one), then delete it. ``[{step, eval, ...}]``."""
+    temporal ensembling (same episodes and seeds as the final one), then delete it. ``[{step, eval, ...}]``.
+    A run with a head-fitting phase (``prior_fit_steps``) has none: its earlier checkpoints carry a head that was
+    never fitted to the final posterior, which is not the policy the run ships."""
     out = []
     dirs = {int(d.name): d for d in (train_dir / "checkpoints").iterdir() if d.name.isdigit()
-            and int(d.name) < run["steps"]}
+            and int(d.name) < run["steps"] and not run.get("prior_fit_steps")}
     # a rerun after a crash past this point finds the evaluations without their (deleted) checkpoints
     done = {int(m.group(1)) for e in (work / "eval").glob(f"{run['name']}_step*/eval_info.json")
             if (m := re.fullmatch(rf"{re.escape(run['name'])}_step(\d+)", e.parent.name))}
@@ -539,7 +542,8 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
                                      "segments": segments}))
     seg_path.unlink()
     steps = sorted(d for d in (train_dir / "checkpoints").iterdir() if d.name.isdigit())
-    for d in steps[: max(0, len(steps) - profile.late_checkpoints)]:
+    keep = 1 if run.get("prior_fit_steps") else profile.late_checkpoints  # (see ``late_checkpoint_evals``)
+    for d in steps[: max(0, len(steps) - keep)]:
         shutil.rmtree(d)
 
 
