@@ -1,14 +1,16 @@
 """Time one action chunk of trained checkpoints, interleaved in one process, as ratios to the first (LeRobot act).
 
     OMP_NUM_THREADS=1 python benchmarks/chunk_latency.py --checkpoint <act> --checkpoint <hybrid_act_c> \
-        [--steps 1,2,4] [--calls 200] [--out benchmarks/results/chunk_latency_docking.json]
+        [--steps 1,2,4] [--calls 200] [--episode-chunks 20] [--out benchmarks/results/chunk_latency_docking.json]
 
 Each checkpoint is loaded as lerobot-eval loads it (``from_pretrained``). ``--steps`` also times every diffusion
-checkpoint (ours: anything with ``num_inference_steps``) at those DDIM steps. A call is ``reset()`` then
+checkpoint (ours: anything with ``num_inference_steps``) at those DDIM steps. A call is
 ``predict_action_chunk`` on one batch-1 observation of already-normalised random inputs (processors are not timed),
+after a ``reset()`` every ``--episode-chunks`` calls (default 1: every call is an episode's first chunk, where C
+draws its z; 20 is a docking episode, 200 steps of 10 actions, whose later chunks reuse or re-derive z),
 under ``torch.inference_mode``, on 1 intra-op thread; the policies take turns call by call, so a load on the machine
-hits all of them alike. Prints the median ms per chunk and its ratio to the first checkpoint's; writes every
-sample to ``--out``.
+hits all of them alike. Prints the median ms per chunk and its ratio to the first checkpoint's (and, with
+``--episode-chunks`` > 1, the same for first and later chunks apart); writes every sample to ``--out``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", action="append", required=True, help="pretrained_model dir; the first is the reference")
     ap.add_argument("--steps", default="", help="comma-separated DDIM steps to time the diffusion checkpoints at")
     ap.add_argument("--calls", type=int, default=200, help="timed calls per policy (after 10 warm-up calls)")
+    ap.add_argument("--episode-chunks", type=int, default=1, help="calls per episode (a reset() before the first)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -69,23 +72,49 @@ def main(argv: list[str] | None = None) -> dict:
                              f"{sorted(features)}: time checkpoints trained on the same features.")
     batch = {key: torch.randn(1, *ft.shape) for key, ft in features.items()}
 
+    if args.episode_chunks < 1:
+        raise ValueError(f"--episode-chunks must be >= 1, got {args.episode_chunks}")
     samples = {label: [] for label in policies}
+    warmup = 10 * args.episode_chunks
     with torch.inference_mode():
-        for call in range(10 + args.calls):
+        for call in range(warmup + args.calls):
             for label, policy in policies.items():
-                policy.reset()
+                if call % args.episode_chunks == 0:
+                    policy.reset()
                 t0 = time.perf_counter()
                 policy.predict_action_chunk(batch)
-                if call >= 10:
+                if call >= warmup:
                     samples[label].append(1000 * (time.perf_counter() - t0))
-    ref = statistics.median(next(iter(samples.values())))
-    rows = [{"policy": label, "num_inference_steps": getattr(policies[label].config, "num_inference_steps", None),
-             "ms_median": statistics.median(v), "ratio": statistics.median(v) / ref} for label, v in samples.items()]
-    print("| policy | ms per chunk (median) | x first |\n|---|---:|---:|")
-    for r in rows:
-        print(f"| {r['policy']} | {r['ms_median']:.2f} | {r['ratio']:.2f} |")
+    first = [i % args.episode_chunks == 0 for i in range(args.calls)]  # (warm-up is whole episodes)
+
+    def medians(v: list[float]) -> dict:
+        later = [x for x, f in zip(v, first) if not f]
+        return {"ms_median": statistics.median(v), "ms_first_chunk": statistics.median([x for x, f in zip(v, first) if f]),
+                "ms_later_chunks": statistics.median(later) if later else None}
+
+    stats = {label: medians(v) for label, v in samples.items()}
+    ref = next(iter(stats.values()))
+    rows = []
+    for label, m in stats.items():
+        row = {"policy": label, "num_inference_steps": getattr(policies[label].config, "num_inference_steps", None),
+               **m, "ratio": m["ms_median"] / ref["ms_median"]}
+        if m["ms_later_chunks"] is not None:
+            row["ratio_first_chunk"] = m["ms_first_chunk"] / ref["ms_first_chunk"]
+            row["ratio_later_chunks"] = m["ms_later_chunks"] / ref["ms_later_chunks"]
+        rows.append(row)
+    if args.episode_chunks == 1:
+        print("| policy | ms per chunk (median) | x first |\n|---|---:|---:|")
+        for r in rows:
+            print(f"| {r['policy']} | {r['ms_median']:.2f} | {r['ratio']:.2f} |")
+    else:
+        print(f"| policy | ms per chunk (median, {args.episode_chunks} per episode) | x first | episode's first chunk "
+              "| x first | later chunks | x first |\n|---|---:|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['policy']} | {r['ms_median']:.2f} | {r['ratio']:.2f} | {r['ms_first_chunk']:.2f} | "
+                  f"{r['ratio_first_chunk']:.2f} | {r['ms_later_chunks']:.2f} | {r['ratio_later_chunks']:.2f} |")
     result = {"command": "python benchmarks/chunk_latency.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "checkpoints": args.checkpoint, "calls": args.calls, "torch": torch.__version__,
+              "checkpoints": args.checkpoint, "calls": args.calls, "episode_chunks": args.episode_chunks,
+              "torch": torch.__version__,
               "threads": torch.get_num_threads(), "load_average": os.getloadavg(), "rows": rows, "samples_ms": samples}
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -177,11 +177,13 @@ class HybridActConfig(PreTrainedConfig):
             ``HybridActSchedulerConfig``). Jointly trained, the head chases a posterior that moves until the last step,
             and the final head can leave weight between the routes' clusters: that is what made C's late checkpoints
             swing. Give lerobot-train ``--steps`` = the policy's own steps + ``prior_fit_steps`` (the ablation and the
-            quickstart do). C: 1000. Paired docking, the ``modes`` recipe, seeds 1-3, design episodes 3000-3099 (100
-            per seed), trained to 5000 steps then fitted: SEE_NUMBERS. The fit phase costs one full training step per
-            step (~20% more training time at 5000 + 1000). Ignored without a fitted head (A, B, other priors).
-            Chosen over a head learning rate decayed linearly to 0
-            over the phase (seeds 1-2, episodes 3000-3049: 42 and 29 of 50, against 45 and 46 at a constant rate).
+            quickstart do). C: 1000. Paired docking, the ``modes`` recipe, seeds 1-3, design episodes 3000-3099
+            (100 per seed): 93, 50 and 95 of 100 at step 5000 without the phase, 86, 93 and 99 after it (238 vs 278
+            of 300; ``benchmarks/results/head_fit_docking.json``): the seed whose head had been caught between the
+            routes recovers. 500 steps were not enough (seed 2: 28 of 50), and a head learning rate decayed to 0 over
+            the phase did worse (seeds 1-2, episodes 3000-3049: 42 and 29 of 50 against 45 and 46). The phase costs
+            a full training step per step (~20% more training time at 5000 + 1000). Ignored without a fitted head
+            (A, B, other priors).
         scheduler_name, scheduler_warmup_steps: a diffusers learning-rate schedule over the run's steps (LeRobot
             diffusion's fields, e.g. ``"cosine"`` with a linear warm-up), so that the last checkpoint is taken at a
             small learning rate; None keeps the learning rate constant, as ACT does.

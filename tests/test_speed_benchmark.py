@@ -3,6 +3,7 @@ JSON has every row. No timing assertions: the script reports speed, tests check 
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -82,6 +83,14 @@ def test_chunk_latency_times_each_checkpoint_and_each_step_count(tmp_path):
     assert r["rows"][0]["ratio"] == 1.0 and all(row["ms_median"] > 0 for row in r["rows"])
     assert all(len(v) == 3 for v in r["samples_ms"].values())
     assert json.loads((tmp_path / "lat.json").read_text())["rows"] == r["rows"]
+    # episodes of 3 chunks: the first chunk of each (where C draws its z) timed apart from the later ones
+    r = bench.main(["--checkpoint", paths[0], "--checkpoint", paths[1], "--calls", "6", "--episode-chunks", "3"])
+    assert all(len(v) == 6 for v in r["samples_ms"].values())
+    for row in r["rows"]:
+        v = r["samples_ms"][row["policy"]]
+        assert row["ms_first_chunk"] == statistics.median([v[0], v[3]])
+        assert row["ms_later_chunks"] == statistics.median([v[1], v[2], v[4], v[5]])
+    assert r["rows"][0]["ratio_first_chunk"] == r["rows"][0]["ratio_later_chunks"] == 1.0
 
     image_act = tiny_act(image=True)
     with pytest.raises(ValueError, match="time checkpoints trained on the same features"):

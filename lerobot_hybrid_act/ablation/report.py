@@ -31,7 +31,9 @@ METRIC_DEFS = {
     "success_ensemble": "the same checkpoint evaluated with temporal ensembling (coeff 0.01, a chunk every step)",
     "late_checkpoints": "ensembling stability: the last training checkpoints (profile `late_checkpoints` of "
                         "`checkpoints_per_run`: 3 of 5 in quick/full), each evaluated by lerobot-eval without / with "
-                        "temporal ensembling on the same episodes; spread = max - min success over them",
+                        "temporal ensembling on the same episodes; spread = max - min success over them. A run "
+                        "with a head-fitting phase (hybrid_act_c's `prior_fit_steps`) has only its final "
+                        "checkpoint: the earlier ones carry a head never fitted to the final model",
     "success_hold": "hybrid_act_c evaluated with `--policy.z_mode=hold`: one z ~ p(z|obs) drawn at the episode's "
                     "first chunk and kept (default `sample`: a fresh z every chunk); no ensembling",
     "max_reward": "mean over lerobot-eval episodes of the episode's max reward (ALOHA: stage reached, 0-4; "
