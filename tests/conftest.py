@@ -34,6 +34,7 @@ TINY = dict(
     pretrained_backbone_weights=None,
     num_train_timesteps=20,
     num_inference_steps=4,
+    prior_fit_steps=1,  # C's head-only phase: one step, so that a few-step lerobot-train run still trains the policy
     dropout=0.0,
 )
 

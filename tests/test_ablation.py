@@ -360,6 +360,7 @@ def test_a_head_fitting_phase_adds_steps_and_leaves_one_checkpoint(tmp_path, mon
 
 # ----------------------------------------------------------------------------------------------- report
 def _fake_run(policy, n, seed, k, n_ep=10, stochastic=True):
+    fit = next(r["prior_fit_steps"] for r in SMOKE.runs() if r["policy"] == policy)  # as the profile plans it
     ci = {"mean": 0.5, "ci": [0.4, 0.6], "n": 8}
     sm = {m: ci for m in ("mean_step", "jerk_rms", "boundary_jump", "interior_step", "boundary_ratio")}
     ev = {"successes": k, "n": n_ep, "success_rate": k / n_ep, "wilson95": [0, 1], "max_reward_mean": 0.3,
@@ -368,8 +369,8 @@ def _fake_run(policy, n, seed, k, n_ep=10, stochastic=True):
         "name": run_name("docking", policy, n, seed), "task": "docking", "policy": policy, "n_demos": n,
         "seed": seed, "steps": 20, "profile": "smoke",
         "train": {"wall_s": 10.0, "wall_s_per_step": 0.5, "updt_s_mean": 0.1},
-        "train_command": train_cmd({"policy": policy, "n_demos": n, "seed": seed, "steps": SMOKE.steps["docking"]},
-                                   SMOKE.task("docking"), Path(f"d/docking_n{n}"), Path("o"), SMOKE),
+        "train_command": train_cmd({"policy": policy, "n_demos": n, "seed": seed, "steps": SMOKE.steps["docking"] + fit,
+                                    "prior_fit_steps": fit}, SMOKE.task("docking"), Path(f"d/docking_n{n}"), Path("o"), SMOKE),
         "eval": ev, "eval_ensemble": ev,
         "metrics": {
             "fidelity": {"chunk_mse": {"mean": 0.2 + seed, "ci": [0.1, 0.3], "n": 8},
