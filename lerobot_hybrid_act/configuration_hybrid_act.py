@@ -104,8 +104,8 @@ class HybridActConfig(PreTrainedConfig):
         noise_scheduler_type, num_inference_steps: the sampler (DDIM by default) and its steps: 4 for A and B, 1
             for C. C's one step is the denoiser's clean chunk from pure noise at t = T-1, the very output its
             reconstruction term trains. On paired-route docking (3 seeds x 50 episodes, seeds 3000-3049) 1, 2, 4
-            and 8 steps docked 119, 120, 116 and 113 of 150: 1 step is within the interval of the best and costs
-            ~0.4x a 4-step chunk there; on ALOHA insertion (3 seeds x 50, seeds 3000-3049) 83, 84, 81 and 83 of
+            and 8 steps docked 119, 120, 116 and 113 of 150 (with the head-fitting phase below: 140, 142, 145 and
+            143): 1 step is within the interval of the best and costs ~0.4x a 4-step chunk there; on ALOHA insertion (3 seeds x 50, seeds 3000-3049) 83, 84, 81 and 83 of
             150 (``docs/latent-modes.md``). A and B keep 4 (never swept).
         timestep_spacing: which training timesteps a few-step sampler visits. ``"trailing"`` starts at t = T-1,
             where the chunk is pure noise, as inference's starting sample is; diffusers' ``"leading"`` starts a
