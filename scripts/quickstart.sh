@@ -7,8 +7,9 @@
 #   4. evaluates it through lerobot-eval on held-out seeds (1000..) and prints success with a 95% CI;
 #   5. draws 8 rollouts from one start, coloured by route, to $OUT/routes.png (examples/route_picture.py),
 #      with LeRobot act beside it for COMPARE_ACT=1.
-# The defaults are the `modes` ablation profile's docking recipe (50 layouts x 2 routes, 5000 steps, training seed
-# 1, the same flags). On 2 CPU cores with the venv in place it took 608 s and docked 39/50.
+# The defaults are the `modes` ablation profile's docking recipe (50 layouts x 2 routes, 5000 steps and then
+# hybrid_act_c's 1000 head-only steps, training seed 1, the same flags). On 2 CPU cores (AMD EPYC) with the venv in
+# place it took 837 s and docked 3/50: that training's denoiser ignores z (README, "Two commands").
 # One intra-op thread (OMP_NUM_THREADS=1 unless set): torch's default spin-waits beside other work on a small machine.
 # One dataloader worker (NUM_WORKERS=1 unless set) loads batches on the second core: ~0.10 s per step instead of
 # ~0.15 s (the profile runs use 0 workers, one run per core). The worker's seed is drawn from torch's random stream,
