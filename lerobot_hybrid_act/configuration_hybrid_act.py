@@ -33,6 +33,11 @@ Z_MODES = ("sample", "hold", "mean")
 # The name of the optimizer's parameter group of the fitted sampling head (``get_optim_params``): the schedule below
 # keeps it learning while the rest of the policy is frozen for ``prior_fit_steps``.
 PRIOR_FIT_GROUP = "prior_fit"
+
+
+def has_fitted_head(style_mode: str, latent_prior: str) -> bool:
+    """Whether a policy has the sampling head that ``prior_fit_steps`` fits (C with ``latent_prior="fitted_mixture"``)."""
+    return style_mode == "cvae" and latent_prior == "fitted_mixture"
 PREDICTION_TYPES = ("epsilon", "sample")
 NOISE_SCHEDULERS = ("DDIM", "DDPM")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -105,8 +110,9 @@ class HybridActConfig(PreTrainedConfig):
             for C. C's one step is the denoiser's clean chunk from pure noise at t = T-1, the very output its
             reconstruction term trains. On paired-route docking (3 seeds x 50 episodes, seeds 3000-3049) 1, 2, 4
             and 8 steps docked 119, 120, 116 and 113 of 150 (with the head-fitting phase below: 140, 142, 145 and
-            143): 1 step is within the interval of the best and costs ~0.4x a 4-step chunk there; on ALOHA insertion (3 seeds x 50, seeds 3000-3049) 83, 84, 81 and 83 of
-            150 (``docs/latent-modes.md``). A and B keep 4 (never swept).
+            143): 1 step is within the interval of the best and costs ~0.4x a 4-step chunk there; on ALOHA
+            insertion (3 seeds x 50, seeds 3000-3049) 83, 84, 81 and 83 of 150 (``docs/latent-modes.md``). A and B
+            keep 4 (never swept).
         timestep_spacing: which training timesteps a few-step sampler visits. ``"trailing"`` starts at t = T-1,
             where the chunk is pure noise, as inference's starting sample is; diffusers' ``"leading"`` starts a
             4-step DDIM at t = 75 of 100 (sqrt(alpha_bar) ~ 0.37), so the first denoising step saw a partly clean
@@ -358,8 +364,7 @@ class HybridActConfig(PreTrainedConfig):
     @property
     def head_fit_steps(self) -> int:
         """``prior_fit_steps`` where there is a fitted sampling head to fit (C with ``fitted_mixture``), else 0."""
-        has_head = self.style_mode == "cvae" and self.latent_prior == "fitted_mixture"
-        return self.prior_fit_steps if has_head else 0
+        return self.prior_fit_steps if has_fitted_head(self.style_mode, self.latent_prior) else 0
 
     def get_scheduler_preset(self) -> "HybridActSchedulerConfig | None":
         if self.scheduler_name is None and self.head_fit_steps == 0:
@@ -434,9 +439,9 @@ def default_head_fit_steps(policy_type: str, latent_prior: str | None = None) ->
     configs = {"hybrid_act_a": HybridActAConfig, "hybrid_act_b": HybridActBConfig, "hybrid_act_c": HybridActCConfig}
     if policy_type not in configs:
         return 0
-    default = {f.name: f.default for f in fields(configs[policy_type]) if f.name in ("prior_fit_steps", "latent_prior")}
-    has_head = configs[policy_type].style_mode == "cvae" and (latent_prior or default["latent_prior"]) == "fitted_mixture"
-    return default["prior_fit_steps"] if has_head else 0
+    cls = configs[policy_type]
+    default = {f.name: f.default for f in fields(cls) if f.name in ("prior_fit_steps", "latent_prior")}
+    return default["prior_fit_steps"] if has_fitted_head(cls.style_mode, latent_prior or default["latent_prior"]) else 0
 
 
 @LRSchedulerConfig.register_subclass("hybrid_act")
