@@ -103,6 +103,14 @@ class HybridActConfig(PreTrainedConfig):
             of draws between the modes).
         n_latent_modes: codes (categorical) or mixture components: more than the modes a task is expected to have
             (unused components get no weight).
+        sample_posterior: in training the denoiser sees a draw from q(z|a, obs) (True, a VAE's reparameterised
+            sample) or its mean (False; ``gaussian`` and ``fitted_mixture`` only). True for C. On paired docking (the
+            ``modes`` recipe, design episodes 3000-3049, lerobot-eval) the mean rescued the two trainings whose
+            decoders ignore z (seed 4: 21 -> 44 of 50; the quickstart's data order: 1 -> 35) but cost another (seed 2:
+            46 -> 37, its posterior barely separates the routes) and leaves the posterior's scale unregularised (the
+            KL then prices nothing: the prior's variance grows with the posterior's), so the fitted head's draws favour
+            one route (left 12-28% of rollouts on three of them). Not the default: measured on four trainings, not the
+            profile (docs/latent-modes.md, "Why some trainings ignore z").
 
     Diffusion (diffusers' schedulers):
         num_train_timesteps, beta_schedule, beta_start, beta_end: DDPM forward process for training.
@@ -231,6 +239,7 @@ class HybridActConfig(PreTrainedConfig):
     n_vae_encoder_layers: int = 4
     latent_prior: str = "gaussian"
     n_latent_modes: int = 4
+    sample_posterior: bool = True
 
     num_train_timesteps: int = 100
     beta_schedule: str = "squaredcos_cap_v2"
@@ -308,6 +317,11 @@ class HybridActConfig(PreTrainedConfig):
         self._check_choice("z_mode", Z_MODES)
         self._check_choice("timestep_spacing", TIMESTEP_SPACINGS)
         self._check_choice("latent_prior", LATENT_PRIORS)
+        if not self.sample_posterior and self.latent_prior not in ("gaussian", "fitted_mixture"):
+            raise ValueError(
+                f"`sample_posterior=False` (the denoiser sees the posterior mean in training) is for "
+                f"latent_prior='gaussian' or 'fitted_mixture', got {self.latent_prior!r}."
+            )
         if self.n_latent_modes < 1:
             raise ValueError(f"`n_latent_modes` must be >= 1, got {self.n_latent_modes}.")
         if self.style_mode != "none" and self.latent_dim <= 0:

@@ -733,6 +733,7 @@ class GaussianPriorStyle(nn.Module):
     def __init__(self, config: HybridActConfig):
         super().__init__()
         self.z_dim = config.latent_dim
+        self.sample_posterior = config.sample_posterior
         self.posterior = PosteriorEncoder(config, 2 * config.latent_dim)
         self.prior = _mlp(config.denoiser_dim_model, 2 * config.latent_dim)
 
@@ -740,10 +741,11 @@ class GaussianPriorStyle(nn.Module):
         return self._gaussian_latent(summary, actions, action_is_pad)[0]
 
     def _gaussian_latent(self, summary, actions, action_is_pad) -> tuple[StyleOutput, Tensor]:
-        """(z drawn from the posterior with its KL to the Gaussian prior, the posterior mean)."""
+        """(the posterior's z for the denoiser, a draw or its mean (``sample_posterior``), with its KL to the Gaussian
+        prior; the posterior mean)."""
         mu_q, logvar_q = self.posterior(summary, actions, action_is_pad).chunk(2, dim=-1)
         mu_p, logvar_p = self.prior(summary).chunk(2, dim=-1)
-        z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q)
+        z = mu_q + (0.5 * logvar_q).exp() * torch.randn_like(mu_q) if self.sample_posterior else mu_q
         return StyleOutput(z, gaussian_kl(mu_q, logvar_q, mu_p, logvar_p), torch.ones(self.z_dim)), mu_q
 
     def prior_mean(self, summary: Tensor) -> Tensor:

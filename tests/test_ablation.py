@@ -32,6 +32,7 @@ from lerobot_hybrid_act.ablation.report import (
     write_report,
 )
 from lerobot_hybrid_act.ablation.runner import (
+    changed_defaults,
     env_state_normalization, eval_variants, policy_args, select_runs, train_cmd,
 )
 
@@ -606,3 +607,19 @@ def test_quickstart_recipe_is_the_modes_profile_recipe(policy, recipe_file):
     profile = {canonical(f) for f in train_cmd(run, MODES.tasks[0], Path("D"), Path("O"), MODES)[1:]
                if not f.startswith(own)}
     assert recipe == profile
+
+
+def test_a_checkpoint_trained_before_a_default_changed_is_not_reused(tmp_path):
+    """The runner compares flags, so a changed default would leave old runs looking current: it also checks the
+    checkpoint's config.json against today's defaults for the fields the command did not set."""
+    from lerobot_hybrid_act.configuration_hybrid_act import HybridActCConfig
+
+    saved = {"recon_weight": HybridActCConfig.recon_weight + 1.0, "hold_scale": HybridActCConfig.hold_scale}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    changed = changed_defaults(tmp_path, "hybrid_act_c", ["--policy.chunk_size=20"])
+    assert len(changed) == 1 and changed[0].startswith("recon_weight: trained with"), changed
+    assert changed_defaults(tmp_path, "hybrid_act_c", [f"--policy.recon_weight={saved['recon_weight']}"]) == []
+    assert changed_defaults(tmp_path, "act", []) == []  # LeRobot's own policies: flags only
+    assert changed_defaults(tmp_path / "missing", "hybrid_act_c", []) == []
+    (tmp_path / "config.json").write_text(json.dumps({"hold_scale": HybridActCConfig.hold_scale}))
+    assert changed_defaults(tmp_path, "hybrid_act_c", []) == []  # fields a checkpoint predates are not compared

@@ -75,6 +75,25 @@ def test_c_prior_draws_differ_and_repeat_with_the_generator():
     assert torch.equal(code.sum(-1), torch.ones(16)) and set(code.unique().tolist()) <= {0.0, 1.0}
 
 
+@pytest.mark.parametrize("sample_posterior", [True, False])
+def test_training_z_is_a_posterior_draw_or_its_mean(sample_posterior):
+    """``sample_posterior``: the denoiser sees a draw from q(z|a, obs) in training, or its mean (the same z that
+    ``infer_style`` returns); the mean is deterministic, a draw is not."""
+    policy = make_policy("hybrid_act_c", image=False, sample_posterior=sample_posterior)
+    batch = make_batch(4, image=False)
+    policy.train()
+    summary = policy.model.encode_observation(batch).summary
+    z1, z2 = (policy.model.style.train_latent(summary, batch["action"], batch["action_is_pad"]).z for _ in range(2))
+    mean = policy.infer_style(batch)
+    assert torch.equal(z1, z2) == (not sample_posterior)
+    assert torch.allclose(z1, mean) == (not sample_posterior)
+
+
+def test_sample_posterior_false_needs_a_gaussian_posterior():
+    with pytest.raises(ValueError, match="sample_posterior=False"):
+        make_config("hybrid_act_c", image=False, latent_prior="categorical", sample_posterior=False)
+
+
 def test_c_holds_z_for_the_episode_by_default():
     policy = train_steps(make_policy("hybrid_act_c", image=False), make_batch(image=False), steps=5)
     assert policy.config.z_mode == "hold"

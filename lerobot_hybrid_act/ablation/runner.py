@@ -363,12 +363,18 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
     done, failed = [], []
     for i, run in enumerate(plan):
         res_path = out / "runs" / f"{run['name']}.json"
-        if res_path.exists() and not _matches(res_path, run, profile, run_settings(profile, run)):
+        changed = changed_defaults(work / "train" / run["name"] / "checkpoints" / "last" / "pretrained_model",
+                                   policy_type(run["policy"]), run_settings(profile, run))
+        if changed:
+            log(f"[{i + 1}/{len(plan)}] {run['name']}: trained before a default changed ({'; '.join(changed)})")
+        if res_path.exists() and (changed or not _matches(res_path, run, profile, run_settings(profile, run))):
             stale = out / "stale" / f"{run['name']}.{int(time.time())}.json"
             stale.parent.mkdir(exist_ok=True)
             res_path.replace(stale)
             _forget(work, run["name"])
             log(f"[{i + 1}/{len(plan)}] {run['name']}: result from other settings moved to {stale}; retraining")
+        elif changed:  # an unfinished run's checkpoint from before the change
+            _forget(work, run["name"])
         if res_path.exists():
             log(f"[{i + 1}/{len(plan)}] {run['name']}: done already, skipped")
             try:
@@ -551,6 +557,28 @@ def training_settings(cmd: list[str]) -> list[str]:
     """The flags of a lerobot-train command that change the trained model (not paths, logging or checkpointing)."""
     keep = ("--policy.", "--batch_size=", "--steps=", "--seed=", "--dataset.repo_id=")
     return sorted(a for a in cmd if a.startswith(keep))
+
+
+def changed_defaults(ckpt: Path, policy: str, cmd: list[str]) -> list[str]:
+    """The fields of a hybrid checkpoint's ``config.json`` that its command left at the default and that differ from
+    today's default (a default changed since it was trained, so its results are not the shipped policy's). [] for
+    other policy types, a missing checkpoint, or fields the checkpoint predates."""
+    from dataclasses import MISSING, fields
+
+    from lerobot.configs.policies import PreTrainedConfig
+
+    cfg_path = Path(ckpt) / "config.json"
+    if policy not in HYBRID or not cfg_path.is_file():
+        return []
+    saved = json.loads(cfg_path.read_text())
+    flagged = {a.split("=", 1)[0].removeprefix("--policy.") for a in cmd if a.startswith("--policy.")}
+    changed = []
+    for f in fields(PreTrainedConfig.get_choice_class(policy)):
+        if f.name in flagged or f.name not in saved or f.default is MISSING:
+            continue
+        if isinstance(f.default, (bool, int, float, str, type(None))) and saved[f.name] != f.default:
+            changed.append(f"{f.name}: trained with {saved[f.name]!r}, default now {f.default!r}")
+    return changed
 
 
 def run_settings(profile: Profile, run: dict) -> list[str]:
