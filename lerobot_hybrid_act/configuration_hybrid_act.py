@@ -104,13 +104,11 @@ class HybridActConfig(PreTrainedConfig):
         n_latent_modes: codes (categorical) or mixture components: more than the modes a task is expected to have
             (unused components get no weight).
         sample_posterior: in training the denoiser sees a draw from q(z|a, obs) (True, a VAE's reparameterised
-            sample) or its mean (False; ``gaussian`` and ``fitted_mixture`` only). True for C. On paired docking (the
-            ``modes`` recipe, design episodes 3000-3049, lerobot-eval) the mean rescued the two trainings whose
-            decoders ignore z (seed 4: 21 -> 44 of 50; the quickstart's data order: 1 -> 35) but cost another (seed 2:
-            46 -> 37, its posterior barely separates the routes) and leaves the posterior's scale unregularised (the
-            KL then prices nothing: the prior's variance grows with the posterior's), so the fitted head's draws favour
-            one route (left 12-28% of rollouts on three of them). Not the default: measured on four trainings, not the
-            profile (docs/latent-modes.md, "Why some trainings ignore z").
+            sample) or its mean (False; ``gaussian`` and ``fitted_mixture`` only). True: on paired docking (design
+            episodes 3000-3049, docs/latent-modes.md) the mean rescued two trainings whose decoders ignore z (seed 4:
+            21 -> 44 of 50; the quickstart's data order: 1 -> 35) but not a third (seed 2: 46 -> 37, its posterior
+            barely separates the routes), and its sampling heads sent 2-28% of rollouts along the left route: with
+            no sampling noise the KL no longer bounds what z carries.
 
     Diffusion (diffusers' schedulers):
         num_train_timesteps, beta_schedule, beta_start, beta_end: DDPM forward process for training.
@@ -135,7 +133,11 @@ class HybridActConfig(PreTrainedConfig):
             z, kl_weight 0.01, ``benchmarks/latent_usage.py``) it moved "a chunk decoded with a route's posterior z
             takes that route" from 0.50 to 0.83 (``docs/latent-usage.md``); on the two-mode toy at the default KL
             weight it makes no difference (a held z keeps its mode in 95% of decodes with it, 96% without). 0 for A
-            and B (no posterior: the term would pull their first step towards the mean of the modes).
+            and B (no posterior: the term would pull their first step towards the mean of the modes). Over several
+            trainings of paired docking, 1.0 is not enough: in two of five a route's unscaled posterior z steers only
+            8% and 40% of rollouts onto it; at 4.0 it steers 96-100% in every training tried, the quickstart's included
+            (design episodes 3000-3049; docs/latent-modes.md, "Why some trainings ignore z"). Not yet C's default:
+            ``hold_scale`` was chosen for the weaker decoders of 1.0, and 4.0 has not been through the profile.
 
     KL (C only): ``loss = diffusion MSE + recon_weight * recon + beta(step) * sum_terms max(KL_term, floor)``.
         kl_weight: beta's final value, 0.01. The KL pulls the posterior towards the prior; too strong, and the z
