@@ -135,8 +135,8 @@ class HybridActConfig(PreTrainedConfig):
             weight it makes no difference (a held z keeps its mode in 95% of decodes with it, 96% without). 0 for A
             and B (no posterior: the term would pull their first step towards the mean of the modes). Over several
             trainings of paired docking, 1.0 is not enough: in two of five a route's unscaled posterior z steers only
-            8% and 40% of rollouts onto it; at 4.0 it steers 88-100% in all five, the quickstart's data order
-            included, and they dock 190 of 250 design episodes against 162 (docs/latent-modes.md, "Why some
+            8% and 40% of rollouts onto it; at 4.0 it steers 72-100% in six, the quickstart's data order included,
+            and they dock 233 of 300 design episodes against 195 (docs/latent-modes.md, "Why some
             trainings ignore z"). Not yet C's default: ``hold_scale`` was chosen for the weaker decoders of 1.0, and
             4.0 has not been through the profile.
 
