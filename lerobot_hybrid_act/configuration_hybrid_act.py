@@ -33,16 +33,16 @@ Z_MODES = ("sample", "hold", "mean")
 # The name of the optimizer's parameter group of the fitted sampling head (``get_optim_params``): the schedule below
 # keeps it learning while the rest of the policy is frozen for ``prior_fit_steps``.
 PRIOR_FIT_GROUP = "prior_fit"
-
-
-def has_fitted_head(style_mode: str, latent_prior: str) -> bool:
-    """Whether a policy has the sampling head that ``prior_fit_steps`` fits (C with ``latent_prior="fitted_mixture"``)."""
-    return style_mode == "cvae" and latent_prior == "fitted_mixture"
 PREDICTION_TYPES = ("epsilon", "sample")
 NOISE_SCHEDULERS = ("DDIM", "DDPM")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
 LATENT_PRIORS = ("gaussian", "categorical", "mixture", "fitted_mixture")
+
+
+def has_fitted_head(style_mode: str, latent_prior: str) -> bool:
+    """Whether a policy has the sampling head that ``prior_fit_steps`` fits (C with ``latent_prior="fitted_mixture"``)."""
+    return style_mode == "cvae" and latent_prior == "fitted_mixture"
 
 
 @dataclass
