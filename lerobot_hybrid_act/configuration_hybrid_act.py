@@ -441,10 +441,10 @@ class HybridActCConfig(HybridActConfig):
 
     style_mode: ClassVar[str] = "cvae"
     latent_prior: str = "fitted_mixture"
-    recon_weight: float = 1.0
+    recon_weight: float = 4.0
     z_mode: str = "hold"
     hold_steps: int | None = 10
-    hold_scale: float = 6.0
+    hold_scale: float = 3.0
     num_inference_steps: int = 1
     prior_fit_steps: int = 1000
 
