@@ -129,16 +129,14 @@ class HybridActConfig(PreTrainedConfig):
         clip_sample, clip_sample_range: clip the predicted x0 to the normalised action range.
         recon_weight: weight of an ACT-style reconstruction term: an x0 loss on the denoiser's output from pure noise
             at the sampler's first timestep, exactly where inference starts. Only obs and z can tell that chunk, so
-            C's posterior z must carry what the observation leaves open (which mode). 1.0 for C: on docking (Gaussian
-            z, kl_weight 0.01, ``benchmarks/latent_usage.py``) it moved "a chunk decoded with a route's posterior z
-            takes that route" from 0.50 to 0.83 (``docs/latent-usage.md``); on the two-mode toy at the default KL
-            weight it makes no difference (a held z keeps its mode in 95% of decodes with it, 96% without). 0 for A
-            and B (no posterior: the term would pull their first step towards the mean of the modes). Over several
-            trainings of paired docking, 1.0 is not enough: in two of five a route's unscaled posterior z steers only
-            8% and 40% of rollouts onto it; at 4.0 it steers 72-100% in six, the quickstart's data order included,
-            and they dock 233 of 300 design episodes against 195 (docs/latent-modes.md, "Why some
-            trainings ignore z"). Not yet C's default: ``hold_scale`` was chosen for the weaker decoders of 1.0, and
-            4.0 has not been through the profile.
+            C's posterior z must carry what the observation leaves open (which mode). 4.0 for C. On docking (Gaussian
+            z, kl_weight 0.01, ``benchmarks/latent_usage.py``) 1.0 moved "a chunk decoded with a route's posterior z
+            takes that route" from 0.50 to 0.83 (``docs/latent-usage.md``), but over six trainings of paired docking
+            (data orders differ) a route's unscaled posterior z steered 8-90% of rollouts onto it at 1.0 and 72-100%
+            at 4.0, which docked 233 of 300 design episodes against 195 (one training went down, 49 -> 39 of 50;
+            docs/latent-modes.md, "Why some trainings ignore z"). On the two-mode toy at the default KL weight it
+            makes no difference (a held z keeps its mode in 95% of decodes with 1.0, 96% without). 0 for A and B
+            (no posterior: the term would pull their first step towards the mean of the modes).
 
     KL (C only): ``loss = diffusion MSE + recon_weight * recon + beta(step) * sum_terms max(KL_term, floor)``.
         kl_weight: beta's final value, 0.01. The KL pulls the posterior towards the prior; too strong, and the z
@@ -164,16 +162,16 @@ class HybridActConfig(PreTrainedConfig):
             10 steps and hands over makes C succeed 49 times in 50: the first second is the whole route decision
             (``benchmarks/mode_commitment.py``, design episodes 3000+).
         hold_scale: the held z is moved away from the prior's mean E[z|obs] (the centre between the modes' clusters;
-            the Gaussian prior's for ``gaussian`` and ``fitted_mixture``) by this factor: ``z = mean + hold_scale * (z - mean)``. The decoder's response to z is weak (an MSE-trained
-            denoiser shrinks towards the average of what z leaves uncertain); scaling the first chunk's z makes it
-            commit to the mode. Scaling a z held for the whole episode also exaggerates its style (wider, faster)
-            where precision matters, hence ``hold_steps``. C: 6. Measured on paired docking, design episodes
-            3000-3099, held 10 steps (docs/latent-modes.md). On the ``modes`` profile's first three C models: 49% at
-            scale 2, 69% at 3, 77% at 4, 84% at 6, 87% at 8, 89% at 10, 88% at 12, 81% at 16, 78% at 24; at 8 with
-            temporal ensembling 66%. On a fourth model (seed 1 trained again with the fitted head's winner-takes-all
-            term): 77% at 4, 81% at 6, 65% at 8, 67% at 10, 70% at 12. Over the four, 6 and 10 tie (83%), and the
-            exaggerated first chunk costs smoothness (that model's jerk RMS: 0.10 unscaled, 0.14 at 4, 0.19 at 6,
-            0.28 at 10), so 6. Not yet measured on ALOHA, where the first chunk covers 100 steps.
+            the Gaussian prior's for ``gaussian`` and ``fitted_mixture``) by this factor:
+            ``z = mean + hold_scale * (z - mean)``. The decoder's response to z is weak (an MSE-trained denoiser
+            shrinks towards the average of what z leaves uncertain); scaling the first chunk's z makes it commit to
+            the mode. Scaling a z held for the whole episode also exaggerates its style (wider, faster) where
+            precision matters, hence ``hold_steps``. C: 3. Chosen on five trainings at ``recon_weight`` 4.0 (paired
+            docking, design episodes 3000-3049, in-process, held 10 steps): mean success 54% at scale 1, 76% at 2,
+            78% at 3, 76% at 4, 77% at 6, and the smaller scales are smoother (jerk RMS 0.08-0.14 at 2 against
+            0.17-0.27 at 6; ``benchmarks/results/decoder_reliability_docking.json``). At ``recon_weight`` 1.0 the
+            decoders followed z less and needed 6 (49% at 2, 69% at 3, 84% at 6 on three models;
+            docs/latent-modes.md). Not yet measured on ALOHA, where the first chunk covers 100 steps.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
