@@ -180,6 +180,14 @@ class HybridActConfig(PreTrainedConfig):
             ones blend into it under RTC's soft prefix mask (``prefix_attention_schedule`` up to
             ``execution_horizon``): inpainting on the denoiser's x0 at every DDIM step, so no extra network
             evaluation. None: chunks are sampled independently.
+        rtc_train_max_delay: training-time real-time chunking (Black et al., arXiv 2512.05964) instead of
+            inpainting. > 0: every training chunk starts with a prefix of d ~ U{0..rtc_train_max_delay} of its own
+            clean actions, given to the denoiser as known (clean input, FiLM at timestep 0 on those positions: a
+            timestep per position, no new weights) and left out of the loss; with ``rtc_config`` set, the leftover's
+            first ``inference_delay`` actions are given the same way and no soft blend is applied (a delay above
+            this value is cut to it, with a warning). Lets the denoiser continue the executed actions itself, where
+            inpainting mixes the old chunk into the new one's output and cost C success on docking
+            (docs/deploy.md). 0 (default): not trained this way; RTC inpaints. Must stay below ``chunk_size``.
 
     Training preset: optimizer_lr, optimizer_weight_decay, optimizer_lr_backbone (AdamW, as ACT's).
         optimizer_lr_prior_fit: learning rate of the ``fitted_mixture`` sampling head (its own parameter group;
@@ -265,6 +273,7 @@ class HybridActConfig(PreTrainedConfig):
     hold_steps: int | None = None
     hold_scale: float = 1.0
     rtc_config: RTCConfig | None = None
+    rtc_train_max_delay: int = 0
 
     optimizer_lr: float = 1e-4
     optimizer_weight_decay: float = 1e-4
@@ -363,6 +372,16 @@ class HybridActConfig(PreTrainedConfig):
             raise ValueError(
                 f"`hold_scale` ({self.hold_scale}) scales the held z away from the prior's mean, which only "
                 f"hybrid_act_c has ({self.type} has no prior p(z|obs)). Leave it at 1.0."
+            )
+        if not 0 <= self.rtc_train_max_delay < self.chunk_size:
+            raise ValueError(
+                f"`rtc_train_max_delay` must be in [0, chunk_size={self.chunk_size}) control steps (0: off), got "
+                f"{self.rtc_train_max_delay}: a chunk must keep actions after the given prefix."
+            )
+        if self.rtc_train_max_delay > 0 and self.prediction_type != "sample":
+            raise ValueError(
+                "`rtc_train_max_delay` > 0 needs prediction_type='sample': the given prefix replaces the denoiser's "
+                f"clean-chunk prediction on its positions, but prediction_type={self.prediction_type!r} predicts the noise."
             )
         if self.prior_temperature < 0:
             raise ValueError(f"`prior_temperature` must be >= 0, got {self.prior_temperature}.")

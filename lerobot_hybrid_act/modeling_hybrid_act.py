@@ -17,6 +17,7 @@ with a diffusers scheduler (DDIM by default, few steps), then an action queue or
 
 import copy
 import math
+import warnings
 from collections import deque
 
 import einops
@@ -262,13 +263,30 @@ class HybridActPolicy(PreTrainedPolicy):
         self.eval_if_training()
         model = self.inference_model
         obs = model.encode_observation(batch)
-        prefix = None
+        prefix = given = None
         if prev_chunk_left_over is not None:
-            prefix = self._rtc_prefix(prev_chunk_left_over, inference_delay, obs.tokens)
-        return model.sample(obs, self._inference_style(obs.summary, z, generator), generator, prefix)
+            leftover, weights, delay = self._rtc_prefix(prev_chunk_left_over, inference_delay, obs.tokens)
+            if self.config.rtc_train_max_delay > 0:
+                given = (leftover, self._known_prefix(delay, leftover))
+            else:
+                prefix = (leftover, weights)
+        return model.sample(obs, self._inference_style(obs.summary, z, generator), generator, prefix, given)
 
-    def _rtc_prefix(self, prev: Tensor, inference_delay: int | None, like: Tensor) -> tuple[Tensor, Tensor]:
-        """The previous chunk's leftover padded to chunk_size, and RTC's soft prefix mask (1, chunk_size, 1)."""
+    def _known_prefix(self, delay: int, like: Tensor) -> Tensor:
+        """(1, chunk_size, 1): True on the first ``delay`` positions, at most ``rtc_train_max_delay`` (trained)."""
+        max_delay = self.config.rtc_train_max_delay
+        if delay > max_delay:
+            warnings.warn(
+                f"inference_delay {delay} exceeds rtc_train_max_delay {max_delay} (the longest prefix this policy was "
+                f"trained to continue); giving it the first {max_delay} actions only. Train with a larger "
+                "--policy.rtc_train_max_delay for this latency.",
+                stacklevel=3,
+            )
+        return (torch.arange(self.config.chunk_size, device=like.device) < min(delay, max_delay)).view(1, -1, 1)
+
+    def _rtc_prefix(self, prev: Tensor, inference_delay: int | None, like: Tensor) -> tuple[Tensor, Tensor, int]:
+        """The previous chunk's leftover padded to chunk_size, RTC's soft prefix mask (1, chunk_size, 1) and the
+        delay."""
         c = self.config
         if self.rtc_processor is None:
             raise ValueError(
@@ -292,7 +310,7 @@ class HybridActPolicy(PreTrainedPolicy):
         padded[:, :steps] = prev[:, :steps].to(padded)
         horizon = min(self.rtc_processor.rtc_config.execution_horizon, steps)
         weights = self.rtc_processor.get_prefix_weights(delay, horizon, c.chunk_size)
-        return padded, weights.to(padded).view(1, -1, 1)
+        return padded, weights.to(padded).view(1, -1, 1), delay
 
     def _inference_style(self, summary: Tensor, z: Tensor | None, generator: torch.Generator | None) -> Tensor | None:
         """z for one chunk: the caller's z, else a z held for the episode, else one drawn from the style module."""
@@ -323,8 +341,11 @@ class HybridActPolicy(PreTrainedPolicy):
         actions = self._checked_actions(batch)
         obs = self.model.encode_observation(batch)
         style = self.model.style.train_latent(obs.summary, actions, batch.get(ACTION_IS_PAD))
-        pred, target = self.model.denoising_target(obs, style.z, actions)
+        known = self._simulated_delay_prefix(actions)
+        pred, target = self.model.denoising_target(obs, style.z, actions, known)
         valid = ~batch[ACTION_IS_PAD].unsqueeze(-1) if ACTION_IS_PAD in batch else torch.ones_like(pred[..., :1], dtype=torch.bool)
+        if known is not None:  # given actions are not predicted
+            valid = valid & ~known
 
         def masked_mse(p: Tensor, t: Tensor) -> Tensor:
             return (F.mse_loss(p, t, reduction="none") * valid).sum() / (valid.sum() * p.shape[-1]).clamp_min(1)
@@ -333,7 +354,7 @@ class HybridActPolicy(PreTrainedPolicy):
         loss = diffusion_loss
         info = {"diffusion_loss": diffusion_loss.item()}
         if self.config.recon_weight > 0:
-            recon_loss = masked_mse(self.model.reconstruct(obs, style.z, actions.shape), actions)
+            recon_loss = masked_mse(self.model.reconstruct(obs, style.z, actions, known), actions)
             loss = loss + self.config.recon_weight * recon_loss
             info["recon_loss"] = recon_loss.item()
         if style.fit_nll is not None:  # trains only the fitted sampling prior (its inputs are detached)
@@ -353,6 +374,14 @@ class HybridActPolicy(PreTrainedPolicy):
                 kl_active_dims=int((kl_terms > ACTIVE_UNIT_KL).sum().item()),
             )
         return loss, info
+
+    def _simulated_delay_prefix(self, actions: Tensor) -> Tensor | None:
+        """Training-time RTC: (B, chunk_size, 1), True on each chunk's first d ~ U{0..rtc_train_max_delay} actions."""
+        max_delay = self.config.rtc_train_max_delay
+        if max_delay == 0:
+            return None
+        delay = torch.randint(0, max_delay + 1, (actions.shape[0], 1), device=actions.device)
+        return (torch.arange(actions.shape[1], device=actions.device) < delay).unsqueeze(-1)
 
     @classmethod
     def _load_as_safetensor(cls, model, model_file: str, map_location: str, strict: bool):
@@ -460,18 +489,27 @@ class HybridActModel(nn.Module):
         tokens, pos = self.obs_encoder(batch)
         return EncodedObservation(self.denoiser.memory_proj(tokens), self.denoiser.memory_pos_proj(pos))
 
-    def denoising_target(self, obs: EncodedObservation, z: Tensor | None, actions: Tensor) -> tuple[Tensor, Tensor]:
-        """Noise the chunk at random timesteps; return (denoiser prediction, regression target)."""
+    def denoising_target(
+        self, obs: EncodedObservation, z: Tensor | None, actions: Tensor, known: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Noise the chunk at random timesteps; return (denoiser prediction, regression target). ``known``
+        (B, chunk_size, 1): positions given clean (``rtc_train_max_delay``)."""
         noise = torch.randn_like(actions)
         t = torch.randint(0, self.config.num_train_timesteps, (actions.shape[0],), device=actions.device)
         noisy = self.train_scheduler.add_noise(actions, noise, t)
-        pred = self.denoiser(noisy, t, obs, z)
+        if known is not None:
+            noisy = torch.where(known, actions, noisy)
+        pred = self.denoiser(noisy, t, obs, z, known)
         return pred, noise if self.config.prediction_type == "epsilon" else actions
 
-    def reconstruct(self, obs: EncodedObservation, z: Tensor | None, shape: torch.Size) -> Tensor:
-        """x0 predicted from pure noise at the sampler's first timestep: the start of inference, seen in training."""
-        t = self.sampler.timesteps[0].to(obs.tokens.device).expand(shape[0])
-        return self.denoiser(torch.randn(shape, device=obs.tokens.device, dtype=obs.tokens.dtype), t, obs, z)
+    def reconstruct(
+        self, obs: EncodedObservation, z: Tensor | None, actions: Tensor, known: Tensor | None = None
+    ) -> Tensor:
+        """x0 predicted from pure noise at the sampler's first timestep: the start of inference, seen in training
+        (``known`` positions given ``actions`` clean, as in ``denoising_target``)."""
+        t = self.sampler.timesteps[0].to(actions.device).expand(actions.shape[0])
+        noise = torch.randn_like(actions)
+        return self.denoiser(noise if known is None else torch.where(known, actions, noise), t, obs, z, known)
 
     def sample(
         self,
@@ -479,10 +517,13 @@ class HybridActModel(nn.Module):
         z: Tensor | None,
         generator: torch.Generator | None = None,
         prefix: tuple[Tensor, Tensor] | None = None,
+        given: tuple[Tensor, Tensor] | None = None,
     ) -> Tensor:
         """Reverse diffusion from Gaussian noise on the cached observation tokens. ``prefix`` = (actions, weights):
         at every step the predicted clean chunk is pulled towards ``actions`` by ``weights`` (real-time chunking's
-        soft inpainting; weight 1 fixes an action, 0 leaves it free)."""
+        soft inpainting; weight 1 fixes an action, 0 leaves it free). ``given`` = (actions, known): the positions
+        where ``known`` (B, chunk_size, 1) is True hold ``actions`` clean, in the denoiser's input at every step
+        (timestep 0 there, as trained with ``rtc_train_max_delay``) and in the returned chunk."""
         batch_size = obs.tokens.shape[0]
         shape = (batch_size, self.config.chunk_size, self.denoiser.action_dim)
         x = torch.randn(shape, generator=generator, device=generator.device if generator else "cpu")
@@ -493,13 +534,18 @@ class HybridActModel(nn.Module):
         # Everything that does not depend on the noisy chunk is computed once per chunk: the memory's
         # cross-attention keys/values and, for all sampler timesteps at once, every layer's FiLM parameters.
         memory_kv = self.denoiser.memory_kv(obs)
-        films = self.denoiser.films(timesteps.to(x.device).view(-1, 1).expand(-1, batch_size), z)
+        known = None if given is None else given[1]
+        films = self.denoiser.films(timesteps.to(x.device).view(-1, 1).expand(-1, batch_size), z, known)
         for i, t in enumerate(timesteps):
+            if given is not None:
+                x = torch.where(known, given[0], x)
             model_out = self.denoiser.run(x, [film[i] for film in films], memory_kv)
             if prefix is not None:
                 model_out = torch.lerp(model_out, prefix[0], prefix[1])
+            if given is not None:
+                model_out = torch.where(known, given[0], model_out)
             x = self.sampler.step(model_out, t, x, generator=generator).prev_sample
-        return x
+        return x if given is None else torch.where(known, given[0], x)
 
     def kl_beta(self, advance: bool) -> float:
         """beta(step) = kl_weight * ramp(step); ``advance`` counts one training step."""
@@ -973,11 +1019,22 @@ class ChunkDenoiser(nn.Module):
         self.norm_out = nn.LayerNorm(d)
         self.action_out = nn.Linear(d, self.action_dim)
 
-    def forward(self, noisy: Tensor, t: Tensor, obs: EncodedObservation, z: Tensor | None) -> Tensor:
-        return self.run(noisy, self.films(t, z), self.memory_kv(obs))
+    def forward(
+        self, noisy: Tensor, t: Tensor, obs: EncodedObservation, z: Tensor | None, known: Tensor | None = None
+    ) -> Tensor:
+        return self.run(noisy, self.films(t, z, known), self.memory_kv(obs))
 
-    def films(self, t: Tensor, z: Tensor | None) -> list[Tensor]:
-        """Every layer's FiLM parameters for timesteps ``t`` of shape (B,) or (T, B): (*t.shape, 1, 9 d) each."""
+    def films(self, t: Tensor, z: Tensor | None, known: Tensor | None = None) -> list[Tensor]:
+        """Every layer's FiLM parameters for timesteps ``t`` of shape (B,) or (T, B): (*t.shape, 1, 9 d) each.
+        ``known`` (B, chunk_size, 1), True where the chunk holds given clean actions: those positions get timestep
+        0's parameters instead, (*t.shape, chunk_size, 9 d) each (a timestep per position)."""
+        films = self._films(t, z)
+        if known is None:
+            return films
+        clean = self._films(torch.zeros_like(t), z)
+        return [torch.where(known, c, f) for c, f in zip(clean, films, strict=True)]
+
+    def _films(self, t: Tensor, z: Tensor | None) -> list[Tensor]:
         cond = self.time_emb(t)
         if z is not None:
             cond = torch.cat([cond, z.expand(*t.shape, z.shape[-1])], dim=-1)

@@ -205,9 +205,28 @@ def test_padded_actions_do_not_contribute_to_loss(monkeypatch):
     pred = torch.zeros(6, CHUNK, ACTION_DIM)
     target = torch.ones(6, CHUNK, ACTION_DIM)
     target[:, 5:] = 100.0  # huge error on padded positions only
-    monkeypatch.setattr(policy.model, "denoising_target", lambda obs, z, actions: (pred, target))
+    monkeypatch.setattr(policy.model, "denoising_target", lambda obs, z, actions, known: (pred, target))
     loss, info = policy(batch)
     assert loss.item() == pytest.approx(1.0)
+    assert info["diffusion_loss"] == pytest.approx(1.0)
+
+
+def test_given_prefix_actions_do_not_contribute_to_loss(monkeypatch):
+    """rtc_train_max_delay: a chunk's given first actions are input, not predicted: no loss on them."""
+    policy = make_policy("hybrid_act_a", rtc_train_max_delay=3)
+    seen = []
+
+    def denoising_target(obs, z, actions, known):
+        seen.append(known)
+        target = torch.where(known, 100.0, 1.0).expand_as(actions)  # huge error on the given positions only
+        return torch.zeros_like(actions), target
+
+    monkeypatch.setattr(policy.model, "denoising_target", denoising_target)
+    torch.manual_seed(0)
+    loss, info = policy(make_batch(64))
+    prefix = seen[0].squeeze(-1).sum(1)  # given actions per chunk
+    assert seen[0].shape == (64, CHUNK, 1) and set(prefix.tolist()) == {0, 1, 2, 3}  # d ~ U{0..3}
+    assert torch.equal(seen[0], torch.arange(CHUNK).view(1, -1, 1) < prefix.view(-1, 1, 1))  # the first d
     assert info["diffusion_loss"] == pytest.approx(1.0)
 
 

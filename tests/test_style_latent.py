@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CHUNK, make_batch, make_config, make_policy, observation, train_steps
+from conftest import ACTION_DIM, CHUNK, ENV_DIM, STATE_DIM, make_batch, make_config, make_policy, observation, train_steps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import two_mode_toy  # noqa: E402
@@ -176,6 +176,51 @@ def test_rtc_keeps_the_executed_prefix_and_blends_into_the_leftover():
         eps.rtc_processor = policy.rtc_processor
         eps.predict_action_chunk(obs, prev_chunk_left_over=prev, inference_delay=1)
 
+
+def test_rtc_trained_prefix_is_continued():
+    """rtc_train_max_delay: trained with its chunks' first actions given, the denoiser continues a given prefix. Each
+    chunk holds one level that nothing in the observation tells, so only the prefix can: with the leftover's first
+    two actions given, the rest of the chunk finds the level; sampled freely it cannot. The given actions come back
+    exactly; a delay above the trained maximum is cut to it, with a warning."""
+    from lerobot.policies.rtc.configuration_rtc import RTCConfig
+
+    g = torch.Generator().manual_seed(0)
+
+    def level_batch(n: int) -> dict[str, torch.Tensor]:
+        level = torch.rand(n, 1, 1, generator=g) * 1.6 - 0.8
+        return {"observation.state": torch.randn(n, STATE_DIM, generator=g),
+                "observation.environment_state": torch.randn(n, ENV_DIM, generator=g),
+                "action": level.expand(n, CHUNK, ACTION_DIM).clone(),
+                "action_is_pad": torch.zeros(n, CHUNK, dtype=torch.bool)}  # fmt: skip
+
+    policy = make_policy("hybrid_act_a", image=False, rtc_train_max_delay=3)
+    policy.train()
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-3)
+    for _ in range(200):
+        loss, _ = policy(level_batch(32))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    policy.config.rtc_config = RTCConfig(execution_horizon=CHUNK)
+    policy.init_rtc_processor()
+    batch = level_batch(64)
+    obs, level = observation(batch), batch["action"]
+    free = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(1))
+    rtc = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(1), inference_delay=2,
+                                      prev_chunk_left_over=level)  # fmt: skip
+    assert torch.equal(rtc[:, :2], level[:, :2])
+    free_error, given_error = ((x[:, 2:] - level[:, 2:]).abs().mean().item() for x in (free, rtc))
+    assert given_error < 0.3 * free_error, (given_error, free_error)
+    with pytest.warns(UserWarning, match="inference_delay 5 exceeds rtc_train_max_delay 3"):
+        cut = policy.predict_action_chunk(obs, inference_delay=5, prev_chunk_left_over=level)
+    assert torch.equal(cut[:, :3], level[:, :3]) and not torch.equal(cut[:, 3:5], level[:, 3:5])
+
+
+def test_rtc_train_max_delay_range():
+    with pytest.raises(ValueError, match=r"`rtc_train_max_delay` must be in \[0, chunk_size=8\)"):
+        make_config("hybrid_act_c", rtc_train_max_delay=CHUNK)
+    with pytest.raises(ValueError, match="`rtc_train_max_delay` > 0 needs prediction_type='sample'"):
+        make_config("hybrid_act_a", rtc_train_max_delay=2, prediction_type="epsilon")
 
 
 def test_fitted_mixture_is_fitted_to_the_posterior_without_pulling_it():
