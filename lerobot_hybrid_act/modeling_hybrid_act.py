@@ -482,6 +482,14 @@ class HybridActModel(nn.Module):
         sampler_cls = DDIMScheduler if config.noise_scheduler_type == "DDIM" else DDPMScheduler
         self.sampler = sampler_cls(**scheduler_kwargs, timestep_spacing=config.timestep_spacing)
         self.sampler.set_timesteps(config.num_inference_steps)
+        # DDIM's last step goes to alpha_bar = 1 (set_alpha_to_one, eta 0) and returns its clipped x0 prediction,
+        # which a "sample" denoiser outputs directly: ``sample`` then skips the scheduler's arithmetic on that step.
+        self.last_step_is_x0 = (
+            isinstance(self.sampler, DDIMScheduler)
+            and config.prediction_type == "sample"
+            and float(self.sampler.final_alpha_cumprod) == 1.0
+            and not self.sampler.config.thresholding
+        )
         # Training steps seen, for KL annealing; a buffer so that it is checkpointed and resumed.
         self.register_buffer("kl_step", torch.zeros((), dtype=torch.long))
 
@@ -544,7 +552,11 @@ class HybridActModel(nn.Module):
                 model_out = torch.lerp(model_out, prefix[0], prefix[1])
             if given is not None:
                 model_out = torch.where(known, given[0], model_out)
-            x = self.sampler.step(model_out, t, x, generator=generator).prev_sample
+            if self.last_step_is_x0 and i == len(timesteps) - 1:
+                c = self.config
+                x = model_out.clamp(-c.clip_sample_range, c.clip_sample_range) if c.clip_sample else model_out
+            else:
+                x = self.sampler.step(model_out, t, x, generator=generator).prev_sample
         return x if given is None else torch.where(known, given[0], x)
 
     def kl_beta(self, advance: bool) -> float:

@@ -317,3 +317,19 @@ def test_acting_switches_a_policy_left_in_train_mode_to_eval(variant):
     policy.train()
     again = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
     assert torch.equal(first, again)  # dropout would make the second chunk differ
+
+
+@pytest.mark.parametrize("steps,clip", [(1, True), (4, True), (4, False)])
+def test_last_ddim_step_shortcut_equals_the_scheduler(steps, clip):
+    """The sampler skips diffusers' DDIM arithmetic on its last step (to alpha_bar = 1: the clipped x0 prediction);
+    the chunk is the one the scheduler's own step gives. A narrow clip range makes the clip bite."""
+    policy = train_steps(make_policy("hybrid_act_c", image=False, num_inference_steps=steps, clip_sample=clip,
+                                     clip_sample_range=0.05), make_batch(image=False), steps=5)  # fmt: skip
+    obs = observation(make_batch(3, image=False, seed=2))
+    z = policy.sample_style(obs, torch.Generator().manual_seed(0))
+    assert policy.model.last_step_is_x0
+    fast = policy.predict_action_chunk(obs, z=z, generator=torch.Generator().manual_seed(1))
+    policy.model.last_step_is_x0 = False
+    slow = policy.predict_action_chunk(obs, z=z, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(fast, slow, atol=1e-6), (fast - slow).abs().max()
+    assert (slow.abs().max() <= 0.05 + 1e-6) == clip  # the clip acted, or values leave the range without it
