@@ -169,23 +169,23 @@ def test_stopped_training_resumes_from_its_last_checkpoint(tmp_path, monkeypatch
     task = prof.task("docking")
     data = runner.record_dataset(task, 6, 0, tmp_path / "data", tmp_path / "record.log")
     train_dir, log = tmp_path / "train", tmp_path / "train.log"
-    real_run = runner._run
+    real_run = runner.run_logged
 
     def run_then_stop(cmd, logf, timeout):  # the first segment is killed right after its first checkpoint
         with open(logf, "a") as f:
-            p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=runner._env())
+            p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=runner.job_env())
             while runner.checkpoint_step(train_dir) is None and p.poll() is None:
                 time.sleep(0.05)
             p.kill()
             p.wait()
         raise RuntimeError("stopped")
 
-    monkeypatch.setattr(runner, "_run", run_then_stop)
+    monkeypatch.setattr(runner, "run_logged", run_then_stop)
     with pytest.raises(RuntimeError, match="stopped"):
         runner.train_to_end(prof, run, task, data, train_dir, log, print)
     stopped_at = runner.checkpoint_step(train_dir)
     assert stopped_at in (20, 40) and not (train_dir / "ablation_train.json").exists()
-    monkeypatch.setattr(runner, "_run", real_run)
+    monkeypatch.setattr(runner, "run_logged", real_run)
     runner.train_to_end(prof, run, task, data, train_dir, log, print)
     meta = json.loads((train_dir / "ablation_train.json").read_text())
     end = 60 + prof.prior_fit_steps  # C's sampling head is fitted alone after the policy's 60 steps
@@ -204,7 +204,7 @@ def test_train_unless_done_reuses_only_a_finished_training(tmp_path, monkeypatch
     from lerobot_hybrid_act.ablation import runner
 
     calls = []
-    monkeypatch.setattr(runner, "_run", lambda cmd, log, timeout: calls.append(cmd) or 12.5)
+    monkeypatch.setattr(runner, "run_logged", lambda cmd, log, timeout: calls.append(cmd) or 12.5)
 
     def checkpoint(step: int) -> Path:
         d = tmp_path / "train" / "checkpoints" / "last" / "training_state"
@@ -235,7 +235,7 @@ def test_results_trained_with_other_settings_are_stale(tmp_path):
                         ([a if not a.startswith("--batch_size") else "--batch_size=64" for a in cmd], False),
                         ([], False)):
         res.write_text(json.dumps({"steps": run["steps"], "eval": {"n": FULL.eval_episodes}, "train_command": command}))
-        assert runner._matches(res, run, FULL, now) is ok
+        assert runner.result_matches(res, run, FULL, now) is ok
 
 
 def test_eval_variants_per_policy():
@@ -324,7 +324,7 @@ def test_late_checkpoints_evaluated_then_deleted_and_found_again_after_a_crash(t
         (out / "eval_info.json").write_text(json.dumps(info))
         return 0.0
 
-    monkeypatch.setattr(runner, "_run", fake_run)
+    monkeypatch.setattr(runner, "run_logged", fake_run)
     task = SMOKE.task("docking")
     late = runner.late_checkpoint_evals(SMOKE, run, task, train_dir, work, tmp_path, print)
     assert [c["step"] for c in late] == [12, 16] and len(calls) == 4  # plain + ensembled at 12 and 16
@@ -355,7 +355,7 @@ def test_a_head_fitting_phase_adds_steps_and_leaves_one_checkpoint(tmp_path, mon
     train_dir = tmp_path / "train" / run["name"]
     for step in ("000016", "000020", "000025"):
         (train_dir / "checkpoints" / step / "pretrained_model").mkdir(parents=True)
-    monkeypatch.setattr(runner, "_run", lambda *a: pytest.fail("nothing to evaluate"))
+    monkeypatch.setattr(runner, "run_logged", lambda *a: pytest.fail("nothing to evaluate"))
     assert runner.late_checkpoint_evals(SMOKE, run, SMOKE.task("docking"), train_dir, tmp_path, tmp_path, print) == []
 
 
@@ -551,7 +551,10 @@ def test_smoke_profile_end_to_end(tmp_path):
     # dataset mean comes out at zero (unnormalized it would stay at the mean)
     stats = json.loads((Path(act["dataset"]) / "meta" / "stats.json").read_text())
     normalizer = next(s for s in pre.steps if isinstance(s, NormalizerProcessorStep))
-    out = normalizer._normalize_observation({OBS_ENV_STATE: torch.tensor([stats[OBS_ENV_STATE]["mean"]])}, False)
+    from lerobot.processor import TransitionKey, create_transition
+
+    at_mean = create_transition(observation={OBS_ENV_STATE: torch.tensor([stats[OBS_ENV_STATE]["mean"]])})
+    out = normalizer(at_mean)[TransitionKey.OBSERVATION]
     assert out[OBS_ENV_STATE].abs().max() < 1e-4
     seeds = list(range(act["eval"]["eval_seeds"][0], act["eval"]["eval_seeds"][1] + 1))
     ro = P.docking_rollouts(policy, pre, post, seeds, policy.config.n_action_steps)

@@ -30,7 +30,8 @@ from .profiles import HYBRID, VARIANTS, Profile, TaskSpec, policy_type
 BIN = Path(sys.executable).parent
 
 
-def _env() -> dict:
+def job_env() -> dict:
+    """The environment every subprocess of a run gets: offline Hub, EGL rendering, one intra-op thread."""
     env = dict(os.environ)
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("MUJOCO_GL", "egl")
@@ -42,13 +43,14 @@ def _env() -> dict:
     return env
 
 
-def _run(cmd: list[str], log: Path, timeout: int) -> float:
+def run_logged(cmd: list[str], log: Path, timeout: int) -> float:
+    """Run ``cmd`` with its output appended to ``log``; its wall seconds, or RuntimeError with the log's tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     with open(log, "a") as f:
         f.write(f"\n$ {' '.join(cmd)}\n")
         f.flush()
-        p = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_env(), timeout=timeout)
+        p = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=job_env(), timeout=timeout)
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         tail = log.read_text()[-3000:]
@@ -67,7 +69,7 @@ def record_dataset(task: TaskSpec, n: int, seed: int, root: Path, log: Path) -> 
         cmd += ["--image-size", task.image_size]
     if task.routes_per_layout != 1:
         cmd += ["--routes-per-layout", str(task.routes_per_layout)]
-    _run(cmd, log, timeout=3600)
+    run_logged(cmd, log, timeout=3600)
     return root
 
 
@@ -209,7 +211,7 @@ def _eval_once(profile: Profile, task: TaskSpec, ckpt: Path | None, edir: Path, 
     """lerobot-eval ``ckpt`` into ``edir`` unless its eval_info.json exists already; the parsed result."""
     if not (edir / "eval_info.json").is_file():
         shutil.rmtree(edir, ignore_errors=True)
-        _run(eval_cmd(ckpt, task, profile.eval_episodes, edir, extra), log, profile.timeout_s)
+        run_logged(eval_cmd(ckpt, task, profile.eval_episodes, edir, extra), log, profile.timeout_s)
     return parse_eval(edir / "eval_info.json", eval_seed(task, extra))
 
 
@@ -335,7 +337,7 @@ def run_parallel(profile: Profile, out: Path, work: Path, only: list[str] | None
                 slot = min(set(range(jobs)) - {s for s, _ in active.values()})
                 cmd = [sys.executable, "-m", "lerobot_hybrid_act.ablation.cli", "--profile", profile.name,
                        "--out", str(out), "--work", str(work), "--only", run["name"], "--no-report"]
-                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=job_env(),
                                         start_new_session=True)  # its own process group: see ``finally``
                 threading.Thread(target=forward, args=(proc.stdout, f"w{slot + 1}|"), daemon=True).start()
                 log(f"[{len(plan) - len(queue)}/{len(plan)}] w{slot + 1}: {run['name']}")
@@ -367,7 +369,7 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
                                    policy_type(run["policy"]), run_settings(profile, run))
         if changed:
             log(f"[{i + 1}/{len(plan)}] {run['name']}: trained before a default changed ({'; '.join(changed)})")
-        if res_path.exists() and (changed or not _matches(res_path, run, profile, run_settings(profile, run))):
+        if res_path.exists() and (changed or not result_matches(res_path, run, profile, run_settings(profile, run))):
             stale = out / "stale" / f"{run['name']}.{int(time.time())}.json"
             stale.parent.mkdir(exist_ok=True)
             res_path.replace(stale)
@@ -503,7 +505,7 @@ def train_unless_done(cmd: list[str], train_dir: Path, steps: int, log: Path, ti
     if checkpoint_step(train_dir) == steps:
         return None
     shutil.rmtree(train_dir, ignore_errors=True)
-    return _run(cmd, log, timeout)
+    return run_logged(cmd, log, timeout)
 
 
 def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_dir: Path, train_log: Path, log):
@@ -539,7 +541,7 @@ def train_to_end(profile: Profile, run: dict, task: TaskSpec, data: Path, train_
         train_dir.parent.mkdir(parents=True, exist_ok=True)
         segments.append({"from_step": step or 0, "started": time.time(), "settings": settings})
         seg_path.write_text(json.dumps(segments))
-        segments[-1]["wall_s"] = _run(cmd, train_log, profile.timeout_s)
+        segments[-1]["wall_s"] = run_logged(cmd, train_log, profile.timeout_s)
         segments[-1]["to_step"] = run["steps"]
         seg_path.write_text(json.dumps(segments))
     meta_path.write_text(json.dumps({"wall_s": sum(s["wall_s"] for s in segments), "steps": run["steps"],
@@ -587,7 +589,7 @@ def run_settings(profile: Profile, run: dict) -> list[str]:
     return training_settings(train_cmd(run, task, Path(f"{task.name}_n{run['n_demos']}"), Path("out"), profile))
 
 
-def _matches(res_path: Path, run: dict, profile: Profile, settings: list[str]) -> bool:
+def result_matches(res_path: Path, run: dict, profile: Profile, settings: list[str]) -> bool:
     """A finished result counts only if it was trained with today's settings and evaluated with the same budget."""
     try:
         r = json.loads(res_path.read_text())
