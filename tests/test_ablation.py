@@ -423,6 +423,14 @@ def test_report_on_fabricated_runs(tmp_path):
     (out / "stale" / f"{stale['name']}.123.json").write_text(json.dumps(stale))
     table = superseded_table(out, SMOKE)
     assert f"| {stale['name']} | `--policy.kl_weight=99` | 30% (3/10;" in table
+    # same flags as today, trained before a default changed: the runner's reason is the difference shown
+    from lerobot_hybrid_act.ablation.runner import supersede
+
+    current = out / "runs" / f"{stale['name']}.json"
+    moved = supersede(current, out, ["recon_weight: trained with 1.0, default now 4.0"])
+    assert not current.exists() and moved.parent == out / "stale"
+    assert f"| {stale['name']} | recon_weight: trained with 1.0, default now 4.0 |" in superseded_table(out, SMOKE)
+    current.write_text(json.dumps(runs[0]))
     paths = write_report(out, SMOKE, command="hybrid-act-ablation --profile smoke")
     c = next(g for g in res["groups"] if g["policy"] == "hybrid_act_c")
     assert c["seeds"] == [1, 2]

@@ -107,6 +107,8 @@ def superseded_table(out: Path, profile) -> str:
         had = set(training_settings(r.get("train_command", [])))
         diff = (", ".join([f"`{a}`" for a in sorted(had - want)] + [f"~~`{a}`~~" for a in sorted(want - had)])
                 if had else "(flags not recorded)")
+        if r.get("superseded_because"):  # same flags, other defaults
+            diff = ", ".join(filter(None, [diff, *r["superseded_because"]]))
         rows.append(f"| {r['name']} | {diff} | {_succ(_success([(1, r.get('eval'))]))} | "
                     f"{_succ(_success([(1, r.get('eval_ensemble'))]))} | {_succ(_success([(1, r.get('eval_hold'))]))} |")
     if not rows:

@@ -357,6 +357,19 @@ def run_parallel(profile: Profile, out: Path, work: Path, only: list[str] | None
         raise RuntimeError(f"{len(failed)} run(s) failed: {failed} (see {out / 'failed'})")
 
 
+def supersede(res_path: Path, out: Path, changed_defaults: list[str]) -> Path:
+    """Move a finished run's result to ``<out>/stale/`` (not counted; the report lists it). With
+    ``changed_defaults`` (its flags may be today's) they are written into it as ``superseded_because``."""
+    r = json.loads(res_path.read_text())
+    stale = out / "stale" / f"{r['name']}.{int(time.time())}.json"
+    stale.parent.mkdir(exist_ok=True)
+    if changed_defaults:
+        r["superseded_because"] = changed_defaults
+    stale.write_text(json.dumps(r, indent=1))
+    res_path.unlink()
+    return stale
+
+
 def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None = None, log=print) -> list[Path]:
     out, work = Path(out), Path(work)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -370,9 +383,7 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
         if changed:
             log(f"[{i + 1}/{len(plan)}] {run['name']}: trained before a default changed ({'; '.join(changed)})")
         if res_path.exists() and (changed or not result_matches(res_path, run, profile, run_settings(profile, run))):
-            stale = out / "stale" / f"{run['name']}.{int(time.time())}.json"
-            stale.parent.mkdir(exist_ok=True)
-            res_path.replace(stale)
+            stale = supersede(res_path, out, changed)
             _forget(work, run["name"])
             log(f"[{i + 1}/{len(plan)}] {run['name']}: result from other settings moved to {stale}; retraining")
         elif changed:  # an unfinished run's checkpoint from before the change
