@@ -189,7 +189,7 @@ def plot(rows: list[dict], delays: list[int], n_checkpoints: int, path: Path) ->
     import matplotlib.pyplot as plt
 
     fig, (ax_s, ax_b) = plt.subplots(1, 2, figsize=(10, 4))
-    for scheme in SCHEMES:
+    for scheme in [x for x in SCHEMES if any(r["scheme"] == x for r in rows)]:
         mine = [r for r in rows if r["scheme"] == scheme]
         rate = np.array([r["success_rate"] for r in mine])
         ci = np.array([r["success_ci95"] for r in mine])
@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--first-seed", type=int, default=FIRST_SEED,
                     help=f"first episode seed (default {FIRST_SEED}); settings are chosen on 3000+, never on 1000-1999")
     ap.add_argument("--delays", type=_delays, default="0,2,4,8")
+    ap.add_argument("--schemes", default=",".join(SCHEMES),
+                    help=f"comma-separated among {SCHEMES} (ensembling computes a chunk every step: the slow one)")
     ap.add_argument("--execution-horizon", type=int, default=None, help="RTC's; default: n_action_steps")
     ap.add_argument("--schedule", choices=["LINEAR", "EXP"], default="LINEAR",
                     help="RTC's prefix_attention_schedule (LeRobot's default LINEAR; the RTC paper's soft mask is EXP)")
@@ -242,6 +244,9 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     if a.episodes < 1:
         ap.error(f"--episodes must be >= 1, got {a.episodes}")
+    schemes = [x.strip() for x in a.schemes.split(",") if x.strip()]
+    if not schemes or set(schemes) - set(SCHEMES):
+        ap.error(f"--schemes must list some of {SCHEMES}, got {a.schemes!r}")
 
     import torch
     from lerobot.configs.types import RTCAttentionSchedule
@@ -253,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.first_seed < FIRST_SEED:
         raise SystemExit(f"--first-seed must be >= {FIRST_SEED}: seeds 1000-1999 are lerobot-eval's headline episodes")
     seeds = list(range(a.first_seed, a.first_seed + a.episodes))
-    per_checkpoint, pooled_episodes, costs, shapes = [], {}, [], set()
+    per_checkpoint, pooled_episodes, costs, shapes, rtc_modes = [], {}, [], set(), []
     for path in a.checkpoint:
         if not (path / "model.safetensors").is_file():
             sys.exit(f"{path} has no model.safetensors: pass a checkpoint's pretrained_model directory.")
@@ -272,7 +277,9 @@ def main(argv: list[str] | None = None) -> None:
         cfg.rtc_config = RTCConfig(execution_horizon=horizon,
                                    prefix_attention_schedule=RTCAttentionSchedule[a.schedule])
         policy.init_rtc_processor()
-        for scheme in SCHEMES:
+        rtc_modes.append({"checkpoint": str(path), "rtc_train_max_delay": cfg.rtc_train_max_delay,
+                          "rtc": "a given prefix (trained)" if cfg.rtc_train_max_delay > 0 else "inpainting"})
+        for scheme in schemes:
             for delay in a.delays:
                 start = time.perf_counter()
                 episodes = run_episodes(policy, pre, post, scheme, delay, seeds, a.te_coeff)
@@ -307,7 +314,8 @@ def main(argv: list[str] | None = None) -> None:
         "prefix_attention_schedule": a.schedule,
         "te_coeff": a.te_coeff,
         "delays": a.delays,
-        "schemes": list(SCHEMES),
+        "schemes": schemes,
+        "rtc_mode": rtc_modes,
         "pooled": rows,
         "per_checkpoint": per_checkpoint,
         "rtc_cost": costs,

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCHEMES, DELAYS = {"plain", "ensemble", "rtc"}, {0, 2, 4, 8}
 
 
-def make_docking_checkpoint(path: Path) -> Path:
+def make_docking_checkpoint(path: Path, **overrides) -> Path:
     """Untrained tiny hybrid_act_c on docking's state + environment state, with saved pre/post processors."""
     from lerobot.configs import FeatureType, PolicyFeature
     from lerobot.policies.factory import get_policy_class, make_pre_post_processors
@@ -28,7 +28,7 @@ def make_docking_checkpoint(path: Path) -> Path:
         device="cpu",
         input_features={k: PolicyFeature(kind, (shapes[k],)) for k, kind in kinds.items()},
         output_features={"action": PolicyFeature(FeatureType.ACTION, (2,))},
-        **{**TINY, "chunk_size": 20, "n_action_steps": 10},
+        **{**TINY, "chunk_size": 20, "n_action_steps": 10, **overrides},
     )
     torch.manual_seed(0)
     policy = get_policy_class("hybrid_act_c")(cfg)
@@ -72,6 +72,7 @@ def test_rtc_delay_benchmark_smoke(tmp_path):
                 assert diff is not None and diff < 1e-5, row
             else:
                 assert diff is None, row
+    assert r["rtc_mode"] == [{"checkpoint": str(ckpt), "rtc_train_max_delay": 0, "rtc": "inpainting"}]
     assert r["rtc_cost"][0]["plain_ms"] > 0 and r["rtc_cost"][0]["rtc_ms"] > 0
     assert out.with_suffix(".png").stat().st_size > 0
     assert "| rtc | 4 |" in proc.stdout and "RTC cost per chunk" in proc.stdout
@@ -95,3 +96,19 @@ def test_rtc_delay_benchmark_refuses_headline_seeds_and_records_its_settings(tmp
     r = json.loads(out.read_text())
     assert r["episode_seeds"] == [3000, 3000]
     assert (r["execution_horizon"], r["prefix_attention_schedule"]) == (7, "EXP")
+
+
+def test_rtc_delay_benchmark_with_a_trained_prefix_and_fewer_schemes(tmp_path):
+    """A checkpoint trained with rtc_train_max_delay: RTC gives it the leftover's first d actions (exactly those
+    come back), and --schemes leaves the slow ensembling out."""
+    ckpt = make_docking_checkpoint(tmp_path / "ckpt", rtc_train_max_delay=8)
+    out = tmp_path / "rtc.json"
+    proc = run("--checkpoint", ckpt, "--episodes", 2, "--delays", "0,4", "--schemes", "plain,rtc", "--timing-calls", 2,
+               "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["schemes"] == ["plain", "rtc"] and r["rtc_mode"][0]["rtc"] == "a given prefix (trained)"
+    assert {(row["scheme"], row["delay"]) for row in r["pooled"]} == {(s, d) for s in ("plain", "rtc") for d in (0, 4)}
+    rtc4 = next(row for row in r["pooled"] if row["scheme"] == "rtc" and row["delay"] == 4)
+    assert rtc4["rtc_prefix_max_abs_diff"] < 1e-5
+    assert run("--checkpoint", ckpt, "--schemes", "plain,fast", "--out", out).returncode != 0
