@@ -169,7 +169,8 @@ class HybridActConfig(PreTrainedConfig):
             precision matters, hence ``hold_steps``. C: 3. Chosen on five trainings at ``recon_weight`` 4.0 (paired
             docking, design episodes 3000-3049, in-process, held 10 steps): mean success 54% at scale 1, 76% at 2,
             78% at 3, 76% at 4, 77% at 6, and the smaller scales are smoother (jerk RMS 0.08-0.14 at 2 against
-            0.17-0.27 at 6; ``benchmarks/results/decoder_reliability_docking.json``). At ``recon_weight`` 1.0 the
+            0.17-0.27 at 6; ``benchmarks/results/decoder_reliability_docking.json``); lerobot-eval on those episodes
+            over six trainings: 218 of 300 at 3, 233 at 6 (per training both ways). At ``recon_weight`` 1.0 the
             decoders followed z less and needed 6 (49% at 2, 69% at 3, 84% at 6 on three models;
             docs/latent-modes.md). Not yet measured on ALOHA, where the first chunk covers 100 steps.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
