@@ -378,11 +378,12 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
     done, failed = [], []
     for i, run in enumerate(plan):
         res_path = out / "runs" / f"{run['name']}.json"
+        settings = run_settings(profile, run)
         changed = changed_defaults(work / "train" / run["name"] / "checkpoints" / "last" / "pretrained_model",
-                                   policy_type(run["policy"]), run_settings(profile, run))
+                                   policy_type(run["policy"]), settings)
         if changed:
             log(f"[{i + 1}/{len(plan)}] {run['name']}: trained before a default changed ({'; '.join(changed)})")
-        if res_path.exists() and (changed or not result_matches(res_path, run, profile, run_settings(profile, run))):
+        if res_path.exists() and (changed or not result_matches(res_path, run, profile, settings)):
             stale = supersede(res_path, out, changed)
             _forget(work, run["name"])
             log(f"[{i + 1}/{len(plan)}] {run['name']}: result from other settings moved to {stale}; retraining")
