@@ -38,6 +38,10 @@ NOISE_SCHEDULERS = ("DDIM", "DDPM")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
 TIMESTEP_SPACINGS = ("trailing", "leading", "linspace")
 LATENT_PRIORS = ("gaussian", "categorical", "mixture", "fitted_mixture")
+# Fields read only when the policy acts, never in training: a checkpoint trained before one of their defaults changed
+# is the policy trained today, acting differently, so it needs new evaluations, not a new training (the ablation
+# runner re-evaluates it at today's values).
+INFERENCE_ONLY_FIELDS = ("z_mode", "hold_steps", "hold_scale", "prior_temperature")
 
 
 def has_fitted_head(style_mode: str, latent_prior: str) -> bool:
@@ -166,13 +170,16 @@ class HybridActConfig(PreTrainedConfig):
             ``z = mean + hold_scale * (z - mean)``. The decoder's response to z is weak (an MSE-trained denoiser
             shrinks towards the average of what z leaves uncertain); scaling the first chunk's z makes it commit to
             the mode. Scaling a z held for the whole episode also exaggerates its style (wider, faster) where
-            precision matters, hence ``hold_steps``. C: 3. Chosen on five trainings at ``recon_weight`` 4.0 (paired
-            docking, design episodes 3000-3049, in-process, held 10 steps): mean success 54% at scale 1, 76% at 2,
-            78% at 3, 76% at 4, 77% at 6, and the smaller scales are smoother (jerk RMS 0.08-0.14 at 2 against
-            0.17-0.27 at 6; ``benchmarks/results/decoder_reliability_docking.json``); lerobot-eval on those episodes
-            over six trainings: 218 of 300 at 3, 233 at 6 (per training both ways). At ``recon_weight`` 1.0 the
-            decoders followed z less and needed 6 (49% at 2, 69% at 3, 84% at 6 on three models;
-            docs/latent-modes.md). Not yet measured on ALOHA, where the first chunk covers 100 steps.
+            precision matters, hence ``hold_steps``. C: 6, chosen on paired docking's design episodes 3000-3049
+            over six trainings at ``recon_weight`` 4.0: lerobot-eval docks 233 of 300 at 6 against 218 at 3, and
+            in-process (held 10 steps) the share of rollouts that average the routes into the obstacle falls with
+            the scale, 15% at 3, 10% at 4, 8% at 5, 7% at 6, mean success 76/74/78/78%, while the first chunk
+            gets jerkier (jerk RMS 0.13 at 3, 0.21 at 6; ``benchmarks/results/hold_scale_docking.json``). The scale
+            that suits one training differs (seed 2: 24/50 at 3, 41/50 at 6; the quickstart's order: 50 and 45),
+            so the default follows the mean. C's first recon-4 profile ran at 3 (then chosen for smoothness, with
+            success flat); at ``recon_weight`` 1.0 the decoders needed 6 too (49% at 2, 69% at 3, 84% at 6 on three
+            models; docs/latent-modes.md). On ALOHA insertion (unimodal) the scale hardly matters (seed 1 at
+            ``recon_weight`` 1: 15, 15 and 16 of 50 sweep episodes at 1, 3 and 6).
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
@@ -464,7 +471,7 @@ class HybridActCConfig(HybridActConfig):
     recon_weight: float = 4.0
     z_mode: str = "hold"
     hold_steps: int | None = 10
-    hold_scale: float = 3.0
+    hold_scale: float = 6.0
     num_inference_steps: int = 1
     prior_fit_steps: int = 1000
 

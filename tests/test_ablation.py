@@ -32,7 +32,9 @@ from lerobot_hybrid_act.ablation.report import (
     write_report,
 )
 from lerobot_hybrid_act.ablation.runner import (
+    adopt_inference_defaults,
     changed_defaults,
+    retraining_needed,
     env_state_normalization, eval_variants, policy_args, select_runs, train_cmd,
 )
 
@@ -634,3 +636,27 @@ def test_a_checkpoint_trained_before_a_default_changed_is_not_reused(tmp_path):
     assert changed_defaults(tmp_path / "missing", "hybrid_act_c", []) == []
     (tmp_path / "config.json").write_text(json.dumps({"hold_scale": HybridActCConfig.hold_scale}))
     assert changed_defaults(tmp_path, "hybrid_act_c", []) == []  # fields a checkpoint predates are not compared
+
+
+def test_a_changed_inference_default_re_evaluates_instead_of_retraining(tmp_path):
+    """A default read only at inference (hold_scale) changed: the checkpoint is today's training, so the runner sets
+    the field to today's default in its configs and evaluates again; a default that training reads retrains."""
+    from lerobot_hybrid_act.configuration_hybrid_act import HybridActCConfig
+
+    old_scale = HybridActCConfig.hold_scale + 1.0
+    flagged_steps = HybridActCConfig.hold_steps + 5
+    saved = {"type": "hybrid_act_c", "hold_scale": old_scale, "hold_steps": flagged_steps,
+             "recon_weight": HybridActCConfig.recon_weight}
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    (tmp_path / "train_config.json").write_text(json.dumps({"steps": 10, "policy": saved}))
+    cmd = [f"--policy.hold_steps={flagged_steps}"]  # set by the command: stays as trained
+    changed = changed_defaults(tmp_path, "hybrid_act_c", cmd)
+    assert [c.split(":")[0] for c in changed] == ["hold_scale"] and not retraining_needed(changed)
+    assert adopt_inference_defaults(tmp_path, "hybrid_act_c", cmd) == changed
+    for cfg in (json.loads((tmp_path / "config.json").read_text()),
+                json.loads((tmp_path / "train_config.json").read_text())["policy"]):
+        assert cfg["hold_scale"] == HybridActCConfig.hold_scale and cfg["hold_steps"] == flagged_steps
+        assert cfg["recon_weight"] == HybridActCConfig.recon_weight
+    assert changed_defaults(tmp_path, "hybrid_act_c", cmd) == []  # now current
+    assert retraining_needed([f"recon_weight: trained with 1.0, default now {HybridActCConfig.recon_weight!r}",
+                              "hold_scale: trained with 6.0, default now 3.0"])

@@ -379,9 +379,18 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
     for i, run in enumerate(plan):
         res_path = out / "runs" / f"{run['name']}.json"
         settings = run_settings(profile, run)
-        changed = changed_defaults(work / "train" / run["name"] / "checkpoints" / "last" / "pretrained_model",
-                                   policy_type(run["policy"]), settings)
-        if changed:
+        ckpt = work / "train" / run["name"] / "checkpoints" / "last" / "pretrained_model"
+        changed = changed_defaults(ckpt, policy_type(run["policy"]), settings)
+        reevaluated = []
+        if changed and not retraining_needed(changed):
+            log(f"[{i + 1}/{len(plan)}] {run['name']}: evaluated before an inference default changed "
+                f"({'; '.join(changed)}); re-evaluating its checkpoint at today's")
+            if res_path.exists():
+                supersede(res_path, out, changed)
+            reevaluated = adopt_inference_defaults(ckpt, policy_type(run["policy"]), settings)
+            _forget_evals(work, run["name"])
+            changed = []
+        elif changed:
             log(f"[{i + 1}/{len(plan)}] {run['name']}: trained before a default changed ({'; '.join(changed)})")
         if res_path.exists() and (changed or not result_matches(res_path, run, profile, settings)):
             stale = supersede(res_path, out, changed)
@@ -398,7 +407,7 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
             done.append(res_path)
             continue
         try:
-            _do_run(profile, run, i, len(plan), out, work, logs, res_path, log)
+            _do_run(profile, run, i, len(plan), out, work, logs, res_path, log, reevaluated)
         except Exception as e:  # one failed run must not stop the others; the report lists it as missing
             failed.append(run["name"])
             (out / "failed").mkdir(exist_ok=True)
@@ -420,7 +429,15 @@ def _forget(work: Path, name: str) -> None:
         shutil.rmtree(e)
 
 
-def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
+def _forget_evals(work: Path, name: str) -> None:
+    """Delete a run's evaluations of its final checkpoint (those of intermediate checkpoints, which are deleted once
+    evaluated, cannot be redone and stay)."""
+    for e in (work / "eval").glob(name + "*"):
+        if not re.fullmatch(rf"{re.escape(name)}_step\d+.*", e.name):
+            shutil.rmtree(e)
+
+
+def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log, reevaluated=()):
     task = profile.task(run["task"])
     t_run = time.perf_counter()
     log(f"[{i + 1}/{n_runs}] {run['name']}")
@@ -454,6 +471,7 @@ def _do_run(profile, run, i, n_runs, out, work, logs, res_path, log):
         "dataset": str(data), "heldout": str(held), "checkpoint": str(ckpt),
         "train_command": train_cmd(run, task, data, train_dir, profile),
         "hardware": hardware(),
+        **({"reevaluated_at_inference_defaults": list(reevaluated)} if reevaluated else {}),
         "run_wall_s": time.perf_counter() - t_run,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -592,6 +610,36 @@ def changed_defaults(ckpt: Path, policy: str, cmd: list[str]) -> list[str]:
             continue
         if isinstance(f.default, (bool, int, float, str, type(None))) and saved[f.name] != f.default:
             changed.append(f"{f.name}: trained with {saved[f.name]!r}, default now {f.default!r}")
+    return changed
+
+
+def retraining_needed(changed: list[str]) -> bool:
+    """Whether ``changed_defaults`` names a field that training reads (else new evaluations are enough)."""
+    from lerobot_hybrid_act.configuration_hybrid_act import INFERENCE_ONLY_FIELDS
+
+    return any(c.split(":", 1)[0] not in INFERENCE_ONLY_FIELDS for c in changed)
+
+
+def adopt_inference_defaults(ckpt: Path, policy: str, cmd: list[str]) -> list[str]:
+    """Set a hybrid checkpoint's inference-only fields (``INFERENCE_ONLY_FIELDS``) that its command left at the default
+    to today's defaults, in ``config.json`` (what lerobot-eval reads) and in ``train_config.json``'s policy, so that
+    it acts as a policy trained today would. Returns ``changed_defaults``' entries for the fields it set."""
+    from dataclasses import fields
+
+    from lerobot.configs.policies import PreTrainedConfig
+
+    from lerobot_hybrid_act.configuration_hybrid_act import INFERENCE_ONLY_FIELDS
+
+    changed = [c for c in changed_defaults(ckpt, policy, cmd) if c.split(":", 1)[0] in INFERENCE_ONLY_FIELDS]
+    today = {f.name: f.default for f in fields(PreTrainedConfig.get_choice_class(policy))}
+    names = [c.split(":", 1)[0] for c in changed]
+    for path, key in ((ckpt / "config.json", None), (ckpt / "train_config.json", "policy")):
+        if not path.is_file():
+            continue
+        cfg = json.loads(path.read_text())
+        target = cfg[key] if key else cfg
+        target.update({n: today[n] for n in names})
+        path.write_text(json.dumps(cfg, indent=4))
     return changed
 
 
