@@ -433,7 +433,12 @@ def test_report_on_fabricated_runs(tmp_path):
     assert not current.exists() and moved.parent == out / "stale"
     assert f"| {stale['name']} | recon_weight: trained with 1.0, default now 4.0 |" in superseded_table(out, SMOKE)
     current.write_text(json.dumps(runs[0]))
+    # a run re-evaluated at a changed inference default (not retrained) is counted, and the report names it
+    runs[1]["reevaluated_at_inference_defaults"] = ["hold_scale: trained with 3.0, default now 6.0"]
+    (out / "runs" / f"{runs[1]['name']}.json").write_text(json.dumps(runs[1]))
     paths = write_report(out, SMOKE, command="hybrid-act-ablation --profile smoke")
+    assert f"without retraining (their checkpoints predate a default read only at inference): {runs[1]['name']}." in (
+        out / "README.md").read_text()
     c = next(g for g in res["groups"] if g["policy"] == "hybrid_act_c")
     assert c["seeds"] == [1, 2]
     assert c["success"]["k"] == 16 and c["success"]["n"] == 20  # pooled over seeds

@@ -432,6 +432,7 @@ def write_report(out, profile, command: str = "") -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runs, superseded = _current_runs(_load_runs(out), profile)
+    reevaluated = [r["name"] for r in runs if r.get("reevaluated_at_inference_defaults")]
     planned = [r["name"] for r in profile.runs()]
     present = [r["name"] for r in runs]
     groups = aggregate(runs)
@@ -466,6 +467,8 @@ def write_report(out, profile, command: str = "") -> list[Path]:
             + (" (which ones: the table below)." if res["runs_missing"] else ".")
             + (f" Not counted: {len(superseded)} run file(s) trained with earlier settings of this profile "
                f"({', '.join(superseded)}); they are retrained on the next invocation." if superseded else "")
+            + (f" Re-evaluated at today's inference defaults without retraining (their checkpoints predate a default "
+               f"read only at inference): {', '.join(reevaluated)}." if reevaluated else "")
             + "\n")
     if res["runs_missing"]:
         head += "\n" + coverage_table(profile, present) + "\n"
