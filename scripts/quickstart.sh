@@ -9,7 +9,8 @@
 #      with LeRobot act beside it for COMPARE_ACT=1.
 # The defaults are the `modes` ablation profile's docking recipe (50 layouts x 2 routes, 5000 steps and then
 # hybrid_act_c's 1000 head-only steps, training seed 1, the same flags). On 2 CPU cores (AMD EPYC) with the venv in
-# place it docked 46/50 in 1327 s beside a training on the other core (README, "Two commands").
+# place it docked 46/50 in 1327 s beside a training on the other core (45/50 with hold_scale 6, C's default since;
+# README, "Two commands").
 # One intra-op thread (OMP_NUM_THREADS=1 unless set): torch's default spin-waits beside other work on a small machine.
 # One dataloader worker (NUM_WORKERS=1 unless set) loads batches on the second core: ~0.10 s per step instead of
 # ~0.15 s (the profile runs use 0 workers, one run per core). The worker's seed is drawn from torch's random stream,
