@@ -178,8 +178,8 @@ class HybridActConfig(PreTrainedConfig):
             that suits one training differs (seed 2: 24/50 at 3, 41/50 at 6; the quickstart's order: 50 and 45),
             so the default follows the mean. C's first recon-4 profile ran at 3 (then chosen for smoothness, with
             success flat); at ``recon_weight`` 1.0 the decoders needed 6 too (49% at 2, 69% at 3, 84% at 6 on three
-            models; docs/latent-modes.md). On ALOHA insertion (unimodal) the scale hardly matters (seed 1 at
-            ``recon_weight`` 1: 15, 15 and 16 of 50 sweep episodes at 1, 3 and 6).
+            models; docs/latent-modes.md). On ALOHA insertion (unimodal) the scale hardly matters: two trainings at
+            today's defaults insert 4 and 28 of 50 at 3, 5 and 28 at 6.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
