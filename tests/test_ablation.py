@@ -27,6 +27,7 @@ from lerobot_hybrid_act.ablation.report import (
     aggregate,
     coverage_table,
     run_hardware,
+    run_wall_s,
     stability_table,
     superseded_table,
     write_report,
@@ -435,10 +436,13 @@ def test_report_on_fabricated_runs(tmp_path):
     current.write_text(json.dumps(runs[0]))
     # a run re-evaluated at a changed inference default (not retrained) is counted, and the report names it
     runs[1]["reevaluated_at_inference_defaults"] = ["hold_scale: trained with 3.0, default now 6.0"]
+    runs[1]["run_wall_s"] = runs[2]["run_wall_s"] = 60.0
     (out / "runs" / f"{runs[1]['name']}.json").write_text(json.dumps(runs[1]))
     paths = write_report(out, SMOKE, command="hybrid-act-ablation --profile smoke")
     assert f"without retraining (their checkpoints predate a default read only at inference): {runs[1]['name']}." in (
         out / "README.md").read_text()
+    assert run_wall_s(runs[1]) == 60.0 + runs[1]["train"]["wall_s"]  # the training it kept counts
+    assert run_wall_s(runs[2]) == 60.0
     c = next(g for g in res["groups"] if g["policy"] == "hybrid_act_c")
     assert c["seeds"] == [1, 2]
     assert c["success"]["k"] == 16 and c["success"]["n"] == 20  # pooled over seeds

@@ -428,6 +428,12 @@ def run_hardware(runs: list[dict]) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------- writer
+def run_wall_s(r: dict) -> float:
+    """A run's wall time; a run re-evaluated without retraining adds its training's, so the sum stays the cost."""
+    training = (r.get("train") or {}).get("wall_s") or 0 if r.get("reevaluated_at_inference_defaults") else 0
+    return r.get("run_wall_s", 0) + training
+
+
 def write_report(out, profile, command: str = "") -> list[Path]:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -460,7 +466,7 @@ def write_report(out, profile, command: str = "") -> list[Path]:
                         + (f" ({n} run{'s' * (n != 1)})" if len(hws) > 1 else "")
                         for hw, n in zip(hws, n_on))
             + ", 1 intra-op thread per process. "
-            f"Sum of run wall times: {sum(r.get('run_wall_s', 0) for r in runs) / 60:.0f} min "
+            f"Sum of run wall times: {sum(run_wall_s(r) for r in runs) / 60:.0f} min "
             f"(datasets recorded once, not included; one process per run with one intra-op thread, at most one "
             f"run per core; the machine was shared with other jobs). "
             f"Runs finished: {len(present)}/{len(planned)}"
