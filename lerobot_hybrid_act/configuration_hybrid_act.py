@@ -176,10 +176,11 @@ class HybridActConfig(PreTrainedConfig):
             the scale, 15% at 3, 10% at 4, 8% at 5, 7% at 6, mean success 76/74/78/78%, while the first chunk
             gets jerkier (jerk RMS 0.13 at 3, 0.21 at 6; ``benchmarks/results/hold_scale_docking.json``). The scale
             that suits one training differs (seed 2: 24/50 at 3, 41/50 at 6; the quickstart's order: 50 and 45),
-            so the default follows the mean. C's first recon-4 profile ran at 3 (then chosen for smoothness, with
-            success flat); at ``recon_weight`` 1.0 the decoders needed 6 too (49% at 2, 69% at 3, 84% at 6 on three
-            models; docs/latent-modes.md). On ALOHA insertion (unimodal) the scale hardly matters: two trainings at
-            today's defaults insert 4 and 28 of 50 at 3, 5 and 28 at 6.
+            so the default follows the mean. The ``modes`` profile's three C runs, re-evaluated at 6: 130/150 (132
+            at 3), route entropy 0.90 bits (0.80), 7% averaging (17%), 84/150 ensembled (103). It was 3 before
+            (chosen for smoothness, with success flat); at ``recon_weight`` 1.0 the decoders needed 6 too (49% at 2,
+            69% at 3, 84% at 6 on three models; docs/latent-modes.md). On ALOHA insertion (unimodal) the scale
+            hardly matters: two trainings at today's defaults insert 4 and 28 of 50 at 3, 5 and 28 at 6.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
