@@ -661,7 +661,7 @@ def test_a_changed_inference_default_re_evaluates_instead_of_retraining(tmp_path
     cmd = [f"--policy.hold_steps={flagged_steps}"]  # set by the command: stays as trained
     changed = changed_defaults(tmp_path, "hybrid_act_c", cmd)
     assert [c.split(":")[0] for c in changed] == ["hold_scale"] and not retraining_needed(changed)
-    assert adopt_inference_defaults(tmp_path, "hybrid_act_c", cmd) == changed
+    assert adopt_inference_defaults(tmp_path, "hybrid_act_c", changed) == changed
     for cfg in (json.loads((tmp_path / "config.json").read_text()),
                 json.loads((tmp_path / "train_config.json").read_text())["policy"]):
         assert cfg["hold_scale"] == HybridActCConfig.hold_scale and cfg["hold_steps"] == flagged_steps

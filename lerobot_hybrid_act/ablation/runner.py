@@ -387,7 +387,7 @@ def run_profile(profile: Profile, out: Path, work: Path, only: list[str] | None 
                 f"({'; '.join(changed)}); re-evaluating its checkpoint at today's")
             if res_path.exists():
                 supersede(res_path, out, changed)
-            reevaluated = adopt_inference_defaults(ckpt, policy_type(run["policy"]), settings)
+            reevaluated = adopt_inference_defaults(ckpt, policy_type(run["policy"]), changed)
             _forget_evals(work, run["name"])
             changed = []
         elif changed:
@@ -613,34 +613,37 @@ def changed_defaults(ckpt: Path, policy: str, cmd: list[str]) -> list[str]:
     return changed
 
 
+def changed_field(entry: str) -> str:
+    """The field name of a ``changed_defaults`` entry."""
+    return entry.split(":", 1)[0]
+
+
 def retraining_needed(changed: list[str]) -> bool:
     """Whether ``changed_defaults`` names a field that training reads (else new evaluations are enough)."""
     from lerobot_hybrid_act.configuration_hybrid_act import INFERENCE_ONLY_FIELDS
 
-    return any(c.split(":", 1)[0] not in INFERENCE_ONLY_FIELDS for c in changed)
+    return any(changed_field(c) not in INFERENCE_ONLY_FIELDS for c in changed)
 
 
-def adopt_inference_defaults(ckpt: Path, policy: str, cmd: list[str]) -> list[str]:
-    """Set a hybrid checkpoint's inference-only fields (``INFERENCE_ONLY_FIELDS``) that its command left at the default
-    to today's defaults, in ``config.json`` (what lerobot-eval reads) and in ``train_config.json``'s policy, so that
-    it acts as a policy trained today would. Returns ``changed_defaults``' entries for the fields it set."""
+def adopt_inference_defaults(ckpt: Path, policy: str, changed: list[str]) -> list[str]:
+    """Set the inference-only fields (``INFERENCE_ONLY_FIELDS``) among ``changed_defaults``' entries ``changed`` to
+    today's defaults in the checkpoint's ``config.json`` (what lerobot-eval reads) and ``train_config.json``'s policy,
+    so that it acts as a policy trained today would. Returns the entries it applied."""
     from dataclasses import fields
 
     from lerobot.configs.policies import PreTrainedConfig
 
     from lerobot_hybrid_act.configuration_hybrid_act import INFERENCE_ONLY_FIELDS
 
-    changed = [c for c in changed_defaults(ckpt, policy, cmd) if c.split(":", 1)[0] in INFERENCE_ONLY_FIELDS]
+    applied = [c for c in changed if changed_field(c) in INFERENCE_ONLY_FIELDS]
     today = {f.name: f.default for f in fields(PreTrainedConfig.get_choice_class(policy))}
-    names = [c.split(":", 1)[0] for c in changed]
+    update = {changed_field(c): today[changed_field(c)] for c in applied}
     for path, key in ((ckpt / "config.json", None), (ckpt / "train_config.json", "policy")):
-        if not path.is_file():
-            continue
-        cfg = json.loads(path.read_text())
-        target = cfg[key] if key else cfg
-        target.update({n: today[n] for n in names})
-        path.write_text(json.dumps(cfg, indent=4))
-    return changed
+        if path.is_file():
+            cfg = json.loads(path.read_text())
+            (cfg[key] if key else cfg).update(update)
+            path.write_text(json.dumps(cfg, indent=4))
+    return applied
 
 
 def run_settings(profile: Profile, run: dict) -> list[str]:
