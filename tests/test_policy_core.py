@@ -205,10 +205,31 @@ def test_padded_actions_do_not_contribute_to_loss(monkeypatch):
     pred = torch.zeros(6, CHUNK, ACTION_DIM)
     target = torch.ones(6, CHUNK, ACTION_DIM)
     target[:, 5:] = 100.0  # huge error on padded positions only
-    monkeypatch.setattr(policy.model, "denoising_target", lambda obs, z, actions, known: (pred, target))
+    monkeypatch.setattr(policy.model, "denoising_target", lambda obs, z, actions, known, recon: (pred, target, None))
     loss, info = policy(batch)
     assert loss.item() == pytest.approx(1.0)
     assert info["diffusion_loss"] == pytest.approx(1.0)
+
+
+def test_reconstruction_in_the_diffusion_pass_equals_two_separate_passes():
+    """recon_weight: the noisy chunk and the pure-noise chunk go through the denoiser as one doubled batch; each half
+    must be what its own pass gives (same timesteps, same z, same observation)."""
+    policy = make_policy("hybrid_act_c", rtc_train_max_delay=3)
+    model, batch = policy.model, make_batch()
+    obs = model.encode_observation(batch)
+    z = torch.randn(batch["action"].shape[0], model.style.z_dim)
+    known = torch.arange(CHUNK).view(1, -1, 1) < torch.randint(0, 4, (z.shape[0], 1, 1))
+    torch.manual_seed(5)
+    pred, target, recon = model.denoising_target(obs, z, batch["action"], known, reconstruct=True)
+    torch.manual_seed(5)  # the same draws, in the same order: noise, timesteps, then the pure noise
+    noise = torch.randn_like(batch["action"])
+    t = torch.randint(0, policy.config.num_train_timesteps, (z.shape[0],))
+    noisy = torch.where(known, batch["action"], model.train_scheduler.add_noise(batch["action"], noise, t))
+    pure = torch.where(known, batch["action"], torch.randn_like(batch["action"]))
+    first = model.sampler.timesteps[0].expand(z.shape[0])
+    torch.testing.assert_close(pred, model.denoiser(noisy, t, obs, z, known), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(recon, model.denoiser(pure, first, obs, z, known), rtol=1e-4, atol=1e-5)
+    assert torch.equal(target, batch["action"]) and not torch.allclose(pred, recon)
 
 
 def test_given_prefix_actions_do_not_contribute_to_loss(monkeypatch):
@@ -216,10 +237,10 @@ def test_given_prefix_actions_do_not_contribute_to_loss(monkeypatch):
     policy = make_policy("hybrid_act_a", rtc_train_max_delay=3)
     seen = []
 
-    def denoising_target(obs, z, actions, known):
+    def denoising_target(obs, z, actions, known, recon):
         seen.append(known)
         target = torch.where(known, 100.0, 1.0).expand_as(actions)  # huge error on the given positions only
-        return torch.zeros_like(actions), target
+        return torch.zeros_like(actions), target, None
 
     monkeypatch.setattr(policy.model, "denoising_target", denoising_target)
     torch.manual_seed(0)

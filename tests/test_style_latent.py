@@ -306,6 +306,48 @@ def test_prior_fit_phase_moves_only_the_sampling_head():
     assert any(not torch.equal(first[k], end_of_policy_phase[k]) for k in set(last) - set(head))
 
 
+def test_head_fit_phase_skips_the_rest_of_the_policy_and_fits_the_same_head():
+    """In the head-fit phase (the policy's optimizer group at learning rate 0) ``forward`` runs only the head's loss:
+    the head ends exactly where the full loss takes it (same batches), the rest gets no gradient at all, and the full
+    loss runs again when the optimizer group is not the policy's own (``fitting_head_only`` is False)."""
+    import copy
+
+    from lerobot.configs.train import TrainPipelineConfig
+    from lerobot.optim.factory import make_optimizer_and_scheduler
+
+    from lerobot_hybrid_act.configuration_hybrid_act import HybridActSchedulerConfig
+
+    policy = make_policy("hybrid_act_c", image=False, prior_fit_steps=4)
+    full = copy.deepcopy(policy)
+    head_params = {}
+    for p in (policy, full):
+        cfg = TrainPipelineConfig(dataset=None, policy=p.config, steps=10)
+        cfg.optimizer = p.config.get_optimizer_preset()
+        # `full`: the same schedule, but not built from its config's preset, so the policy cannot know where the
+        # phase starts and runs the full loss every step
+        cfg.scheduler = p.config.get_scheduler_preset() if p is policy else HybridActSchedulerConfig(prior_fit_steps=4)
+        opt, scheduler = make_optimizer_and_scheduler(cfg, p)
+        assert p.config.head_fit_start == (6 if p is policy else None)
+        p.train()
+        torch.manual_seed(0)  # the same noise draws in the policy phase
+        skipped = []
+        for step in range(cfg.steps):
+            skipped.append(p.fitting_head_only())
+            loss, info = p(make_batch(image=False, seed=step))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if skipped[-1]:
+                assert set(info) == {"prior_fit_nll", "prior_fit_nearest"}
+                assert all(q.grad is None for n, q in p.named_parameters() if not n.startswith("model.style.fitted."))
+            opt.step()
+            scheduler.step()
+        assert skipped == ([False] * 6 + [True] * 4 if p is policy else [False] * 10), skipped
+        assert int(p.model.kl_step) == 10  # the head-only steps still count
+        head_params[p is policy] = {n: q.detach().clone() for n, q in p.named_parameters()}
+    for name, value in head_params[True].items():
+        torch.testing.assert_close(value, head_params[False][name], rtol=1e-5, atol=1e-6, msg=name)
+
+
 def test_prior_fit_phase_needs_room_and_a_fitted_head():
     """Too few --steps for the phase is an error naming both numbers; without a fitted head there is no phase (no
     learning-rate schedule at all), so nothing is frozen."""
