@@ -1,6 +1,6 @@
 """Draw rollouts from one docking start, coloured by the route they take: one panel per checkpoint.
 
-    python examples/route_picture.py --checkpoint outputs/quickstart/train/hybrid_act_c_s1_5000/checkpoints/last/pretrained_model \
+    python examples/route_picture.py --checkpoint outputs/quickstart/train/hybrid_act_c_s1_4000/checkpoints/last/pretrained_model \
         --checkpoint <an act checkpoint> --seed 1000 --rollouts 8 --out routes.png
 
 Every rollout starts from the same layout (env seed ``--seed``) with another torch seed, so a policy that samples

@@ -1,7 +1,7 @@
 """Sample diverse action chunks from one observation by drawing different style latents z.
 
-    python examples/style_control.py --policy-path outputs/quickstart/train/hybrid_act_c_s1_2000/checkpoints/last/pretrained_model \
-        --dataset-root outputs/quickstart/data/docking_100 --repo-id local/docking_quickstart --samples 8
+    python examples/style_control.py --policy-path outputs/quickstart/train/hybrid_act_c_s1_4000/checkpoints/last/pretrained_model \
+        --dataset-root outputs/quickstart/data/docking_50x2 --repo-id local/docking_quickstart --samples 8
 
 Loads a trained hybrid_act_b/c checkpoint with its processors, takes frame `--frame` of the dataset,
 and prints (1) the spread of chunks sampled with fresh z ~ p(z|obs) (``policy.sample_style``), (2) the spread when

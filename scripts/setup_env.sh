@@ -51,10 +51,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     echo "[setup] creating $VENV with $PY ($("$PY" --version))"
     "$PY" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import lerobot_policy_hybrid_act, pytest, matplotlib' >/dev/null 2>&1; then
+# One interpreter start checks the install and reports the versions (each start costs seconds of imports).
+CHECK='import lerobot_policy_hybrid_act, pytest, matplotlib, lerobot, torch; print(f"lerobot {lerobot.__version__}, torch {torch.__version__}")'
+if ! READY=$("$VENV/bin/python" -c "$CHECK" 2>/dev/null); then
     echo "[setup] installing lerobot_policy_hybrid_act[test] (pulls lerobot[training,aloha,diffusion]==0.6.x, torch; the test extra includes [ablation], i.e. matplotlib)"
     # (grep drops pip's warnings about this machine's unused local index paths; pipefail keeps pip's status)
     "$VENV/bin/python" -m pip install --quiet --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
     "$VENV/bin/python" -m pip install --quiet -e ".[test]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+    READY=$("$VENV/bin/python" -c "$CHECK")
 fi
-echo "[setup] ready: $("$VENV/bin/python" -c 'import lerobot, torch; print(f"lerobot {lerobot.__version__}, torch {torch.__version__}")')"
+echo "[setup] ready: $READY"
