@@ -33,6 +33,8 @@ Z_MODES = ("sample", "hold", "mean")
 # The name of the optimizer's parameter group of the fitted sampling head (``get_optim_params``): the schedule below
 # keeps it learning while the rest of the policy is frozen for ``prior_fit_steps``.
 PRIOR_FIT_GROUP = "prior_fit"
+# The attribute the schedule sets on that group's parameters: the training step from which only they learn.
+HEAD_FIT_START_ATTR = "head_fit_start"
 PREDICTION_TYPES = ("epsilon", "sample")
 NOISE_SCHEDULERS = ("DDIM", "DDPM")
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2")
@@ -217,7 +219,7 @@ class HybridActConfig(PreTrainedConfig):
             routes recovers. 500 steps were not enough (seed 2: 28 of 50), and a head learning rate decayed to 0 over
             the phase did worse (seeds 1-2, episodes 3000-3049: 42 and 29 of 50 against 45 and 46). In the phase the
             policy's ``forward`` runs only the head's loss (the encoders without gradients, no denoiser; it knows the
-            phase from the scheduler built from this config's preset, ``head_fit_start``): lerobot-train's update
+            phase from the step ``HybridActSchedulerConfig`` writes on the head's parameters): lerobot-train's update
             takes 0.018 s per step instead of 0.111 on the docking recipe, so a phase step costs about one batch
             load (~0.05 s) and the phase ~1 min of a docking run instead of ~2. Ignored without a fitted head
             (A, B, other priors).
@@ -417,21 +419,8 @@ class HybridActConfig(PreTrainedConfig):
     def get_scheduler_preset(self) -> "HybridActSchedulerConfig | None":
         if self.scheduler_name is None and self.head_fit_steps == 0:
             return None
-        # Kept: when lerobot-train builds it, it learns the step at which the head-fit phase starts (head_fit_start).
-        self._scheduler_preset = HybridActSchedulerConfig(
-            name=self.scheduler_name, num_warmup_steps=self.scheduler_warmup_steps, prior_fit_steps=self.head_fit_steps
-        )
-        return self._scheduler_preset
-
-    @property
-    def head_fit_start(self) -> int | None:
-        """The training step from which only the fitted sampling head learns, in the run whose scheduler was built
-        from this config's preset (``--steps`` minus ``prior_fit_steps``); None without a head-fit phase or before
-        that scheduler is built."""
-        preset = getattr(self, "_scheduler_preset", None)
-        if self.head_fit_steps == 0 or preset is None:
-            return None
-        return preset.policy_steps
+        return HybridActSchedulerConfig(name=self.scheduler_name, num_warmup_steps=self.scheduler_warmup_steps,
+                                        prior_fit_steps=self.head_fit_steps)
 
     def validate_features(self) -> None:
         if not self.image_features and not self.env_state_feature:
@@ -518,11 +507,6 @@ class HybridActSchedulerConfig(LRSchedulerConfig):
     num_warmup_steps: int | None = None
     prior_fit_steps: int = 0
 
-    @property
-    def policy_steps(self) -> int | None:
-        """The steps before the head-fit phase, known once ``build`` has seen lerobot-train's ``--steps``."""
-        return getattr(self, "_policy_steps", None)
-
     def build(self, optimizer: torch.optim.Optimizer, num_training_steps: int) -> LambdaLR:
         policy_steps = num_training_steps - self.prior_fit_steps
         if policy_steps < 1:
@@ -531,7 +515,13 @@ class HybridActSchedulerConfig(LRSchedulerConfig):
                 "last prior_fit_steps steps train only the sampling head. Raise --steps (e.g. to "
                 f"{self.prior_fit_steps + 5000}) or lower --policy.prior_fit_steps."
             )
-        self._policy_steps = policy_steps
+        # The head's parameters carry the step from which they learn alone: the policy reads it there
+        # (``HybridActPolicy.fitting_head_only``) and then computes only the head's loss. A fresh and a resumed run
+        # both build their scheduler here, with the run's own --steps.
+        for group in optimizer.param_groups:
+            if group.get("name") == PRIOR_FIT_GROUP:
+                for param in group["params"]:
+                    setattr(param, HEAD_FIT_START_ATTR, policy_steps)
         base = lambda step: 1.0  # noqa: E731
         if self.name is not None:  # the diffusers schedule's factor, over the policy's own steps
             from diffusers.optimization import get_scheduler

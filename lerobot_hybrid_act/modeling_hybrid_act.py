@@ -41,6 +41,7 @@ from lerobot.policies.rtc import RTCProcessor
 from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
 from .configuration_hybrid_act import (
+    HEAD_FIT_START_ATTR,
     HybridActAConfig,
     HybridActBConfig,
     HybridActCConfig,
@@ -95,10 +96,13 @@ class HybridActPolicy(PreTrainedPolicy):
     def fitting_head_only(self) -> bool:
         """Whether training is in the last ``prior_fit_steps`` of lerobot-train, where the scheduler holds every
         weight but the fitted sampling head's at learning rate 0: the training steps counted so far (``kl_step``)
-        have reached ``config.head_fit_start``. ``forward`` then runs only what the head's loss needs. False when
-        the start is unknown (the scheduler was not built from this config's preset) and under DDP (every replica's
-        parameters must get gradients): the full loss then runs, which moves the head the same way, only slower."""
-        start = self.config.head_fit_start
+        have reached the step that ``HybridActSchedulerConfig`` wrote on the head's parameters when lerobot-train
+        built it (fresh or resumed). ``forward`` then runs only what the head's loss needs. False with another
+        scheduler (no step written) and under DDP (every replica's parameters must get gradients): the full loss
+        then runs, which moves the head the same way, only slower."""
+        if self.config.head_fit_steps == 0:
+            return False
+        start = getattr(next(self.model.style.fitted.parameters()), HEAD_FIT_START_ATTR, None)
         return (
             start is not None
             and int(self.model.kl_step) >= start

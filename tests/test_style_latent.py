@@ -307,27 +307,28 @@ def test_prior_fit_phase_moves_only_the_sampling_head():
 
 
 def test_head_fit_phase_skips_the_rest_of_the_policy_and_fits_the_same_head():
-    """In the head-fit phase (the policy's optimizer group at learning rate 0) ``forward`` runs only the head's loss:
-    the head ends exactly where the full loss takes it (same batches), the rest gets no gradient at all, and the full
-    loss runs again when the optimizer group is not the policy's own (``fitting_head_only`` is False)."""
+    """In the head-fit phase (the last prior_fit_steps, the rest held at learning rate 0) ``forward`` runs only the
+    head's loss: the head ends exactly where the full loss takes it (same batches), the rest gets no gradient at all, and the full
+    loss runs when the scheduler did not mark where the phase starts (``fitting_head_only`` is False)."""
     import copy
 
     from lerobot.configs.train import TrainPipelineConfig
     from lerobot.optim.factory import make_optimizer_and_scheduler
 
-    from lerobot_hybrid_act.configuration_hybrid_act import HybridActSchedulerConfig
+    from lerobot_hybrid_act.configuration_hybrid_act import HEAD_FIT_START_ATTR
 
     policy = make_policy("hybrid_act_c", image=False, prior_fit_steps=4)
     full = copy.deepcopy(policy)
     head_params = {}
     for p in (policy, full):
         cfg = TrainPipelineConfig(dataset=None, policy=p.config, steps=10)
-        cfg.optimizer = p.config.get_optimizer_preset()
-        # `full`: the same schedule, but not built from its config's preset, so the policy cannot know where the
-        # phase starts and runs the full loss every step
-        cfg.scheduler = p.config.get_scheduler_preset() if p is policy else HybridActSchedulerConfig(prior_fit_steps=4)
+        cfg.optimizer, cfg.scheduler = p.config.get_optimizer_preset(), p.config.get_scheduler_preset()
         opt, scheduler = make_optimizer_and_scheduler(cfg, p)
-        assert p.config.head_fit_start == (6 if p is policy else None)
+        head = list(p.model.style.fitted.parameters())
+        assert all(getattr(q, HEAD_FIT_START_ATTR) == 6 for q in head)  # the schedule marks where the phase starts
+        if p is full:  # the same schedule without the mark (as another scheduler would leave it): the full loss
+            for q in head:
+                delattr(q, HEAD_FIT_START_ATTR)
         p.train()
         torch.manual_seed(0)  # the same noise draws in the policy phase
         skipped = []
