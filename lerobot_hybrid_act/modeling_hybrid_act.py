@@ -377,9 +377,9 @@ class HybridActPolicy(PreTrainedPolicy):
             loss = loss + self.config.recon_weight * recon_loss
             info["recon_loss"] = recon_loss.item()
         if style.fit_nll is not None:  # trains only the fitted sampling prior (its inputs are detached)
-            loss = loss + (style.fit_nll + style.fit_nearest) * FittedMixtureStyle.FIT_LOSS_SCALE
-            info["prior_fit_nll"] = style.fit_nll.item()
-            info["prior_fit_nearest"] = style.fit_nearest.item()
+            head_loss, head_info = self._head_fit_term(style.fit_nll, style.fit_nearest)
+            loss = loss + head_loss
+            info.update(head_info)
         if style.kl is not None:
             kl_terms = style.kl.mean(0)  # (n_terms,) batch-mean KL in nats
             beta = self.model.kl_beta(advance=self.training)
@@ -402,9 +402,13 @@ class HybridActPolicy(PreTrainedPolicy):
         self.model.kl_beta(advance=True)  # the step still counts
         with torch.no_grad():
             summary = self.model.encode_observation(batch).summary
-        nll, nearest = self.model.style.head_fit_terms(summary, actions, batch.get(ACTION_IS_PAD))
-        loss = (nll + nearest) * FittedMixtureStyle.FIT_LOSS_SCALE
-        return loss, {"prior_fit_nll": nll.item(), "prior_fit_nearest": nearest.item()}
+        return self._head_fit_term(*self.model.style.head_fit_terms(summary, actions, batch.get(ACTION_IS_PAD)))
+
+    @staticmethod
+    def _head_fit_term(nll: Tensor, nearest: Tensor) -> tuple[Tensor, dict]:
+        """The fitted head's loss term (scaled by ``FIT_LOSS_SCALE``) and what it logs."""
+        return (nll + nearest) * FittedMixtureStyle.FIT_LOSS_SCALE, {"prior_fit_nll": nll.item(),
+                                                                      "prior_fit_nearest": nearest.item()}
 
     def _simulated_delay_prefix(self, actions: Tensor) -> Tensor | None:
         """Training-time RTC: (B, chunk_size, 1), True on each chunk's first d ~ U{0..rtc_train_max_delay} actions."""
