@@ -223,11 +223,6 @@ class HybridActConfig(PreTrainedConfig):
             takes 0.018 s per step instead of 0.111 on the docking recipe, so a phase step costs about one batch
             load (~0.05 s) and the phase ~1 min of a docking run instead of ~2. Ignored without a fitted head
             (A, B, other priors).
-        head_fit_start_weight, head_fit_start_s: the fitted head's loss weighs the samples of an episode's first
-            ``head_fit_start_s`` seconds (the batch's ``timestamp``) ``head_fit_start_weight`` times as much as the
-            rest. C draws z from the head only at an episode's first chunk (``z_mode="hold"``), where the
-            observation does not yet tell the modes apart; in a uniform fit those frames are ~1% of the samples.
-            1.0 (default): a uniform fit.
         scheduler_name, scheduler_warmup_steps: a diffusers learning-rate schedule over the run's steps (LeRobot
             diffusion's fields, e.g. ``"cosine"`` with a linear warm-up), so that the last checkpoint is taken at a
             small learning rate; None keeps the learning rate constant, as ACT does.
@@ -303,8 +298,6 @@ class HybridActConfig(PreTrainedConfig):
     scheduler_name: str | None = None
     scheduler_warmup_steps: int = 500
     prior_fit_steps: int = 0
-    head_fit_start_weight: float = 1.0
-    head_fit_start_s: float = 1.0
     ema_decay: float = 0.0
 
     # Which style strategy this policy type uses: the ONLY difference between A, B and C.
@@ -381,11 +374,6 @@ class HybridActConfig(PreTrainedConfig):
             )
         if self.prior_fit_steps < 0:
             raise ValueError(f"`prior_fit_steps` must be >= 0 (0: no head-only phase), got {self.prior_fit_steps}.")
-        if not (self.head_fit_start_weight > 0 and self.head_fit_start_s >= 0):
-            raise ValueError(
-                f"`head_fit_start_weight` must be > 0 and `head_fit_start_s` >= 0 (seconds), got "
-                f"{self.head_fit_start_weight} and {self.head_fit_start_s}."
-            )
         if not self.optimizer_lr_prior_fit > 0:
             raise ValueError(f"`optimizer_lr_prior_fit` must be > 0 (the fitted prior head's learning rate), got {self.optimizer_lr_prior_fit}.")
         if self.scheduler_warmup_steps < 0:

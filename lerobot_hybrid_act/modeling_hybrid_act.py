@@ -377,7 +377,7 @@ class HybridActPolicy(PreTrainedPolicy):
             loss = loss + self.config.recon_weight * recon_loss
             info["recon_loss"] = recon_loss.item()
         if style.fit_nll is not None:  # trains only the fitted sampling prior (its inputs are detached)
-            head_loss, head_info = self._head_fit_term(style.fit_nll, style.fit_nearest, self._head_fit_weights(batch))
+            head_loss, head_info = self._head_fit_term(style.fit_nll, style.fit_nearest)
             loss = loss + head_loss
             info.update(head_info)
         if style.kl is not None:
@@ -402,33 +402,11 @@ class HybridActPolicy(PreTrainedPolicy):
         self.model.kl_beta(advance=True)  # the step still counts
         with torch.no_grad():
             summary = self.model.encode_observation(batch).summary
-        terms = self.model.style.head_fit_terms(summary, actions, batch.get(ACTION_IS_PAD))
-        return self._head_fit_term(*terms, self._head_fit_weights(batch))
-
-    def _head_fit_weights(self, batch: dict[str, Tensor]) -> Tensor | None:
-        """Per-sample weights of the head's loss: ``head_fit_start_weight`` on an episode's first
-        ``head_fit_start_s`` seconds (the batch's ``timestamp``), 1 elsewhere; None when they are all 1."""
-        c = self.config
-        if c.head_fit_start_weight == 1.0:
-            return None
-        if "timestamp" not in batch:
-            raise KeyError(
-                f"head_fit_start_weight={c.head_fit_start_weight} weights an episode's first {c.head_fit_start_s} s, "
-                "but the batch has no `timestamp` (time since the episode's start, which LeRobotDataset adds to every "
-                "frame). Train from a LeRobotDataset, or set --policy.head_fit_start_weight=1."
-            )
-        start = batch["timestamp"].reshape(-1) < c.head_fit_start_s
-        return torch.where(start, c.head_fit_start_weight, 1.0).to(torch.float32)
+        return self._head_fit_term(*self.model.style.head_fit_terms(summary, actions, batch.get(ACTION_IS_PAD)))
 
     @staticmethod
-    def _head_fit_term(nll: Tensor, nearest: Tensor, weights: Tensor | None) -> tuple[Tensor, dict]:
-        """The fitted head's loss term from its per-sample terms (a weighted mean, scaled by ``FIT_LOSS_SCALE``) and
-        what it logs."""
-        if weights is None:
-            nll, nearest = nll.mean(), nearest.mean()
-        else:
-            weights = weights.to(nll) / weights.sum()
-            nll, nearest = (weights * nll).sum(), (weights * nearest).sum()
+    def _head_fit_term(nll: Tensor, nearest: Tensor) -> tuple[Tensor, dict]:
+        """The fitted head's loss term (scaled by ``FIT_LOSS_SCALE``) and what it logs."""
         return (nll + nearest) * FittedMixtureStyle.FIT_LOSS_SCALE, {"prior_fit_nll": nll.item(),
                                                                       "prior_fit_nearest": nearest.item()}
 
@@ -732,8 +710,8 @@ class StyleOutput:
         self.z = z  # (B, z_dim) or None
         self.kl = kl  # (B, n_terms) KL(q || p) in nats, one column per latent term, or None
         self.kl_floor = kl_floor  # (n_terms,) free-bits floor of each term in latent dimensions it covers
-        self.fit_nll = fit_nll  # (B,): NLL of the fitted sampling prior (latent_prior="fitted_mixture"), or None
-        self.fit_nearest = fit_nearest  # (B,): squared distance to its nearest component's mean (same), or None
+        self.fit_nll = fit_nll  # scalar: NLL of the fitted sampling prior (latent_prior="fitted_mixture"), or None
+        self.fit_nearest = fit_nearest  # scalar: squared distance to its nearest component's mean (same), or None
 
 
 def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
@@ -967,15 +945,15 @@ class FittedMixtureStyle(GaussianPriorStyle):
         return self._fit_terms(summary, mu_q)
 
     def _fit_terms(self, summary: Tensor, mu_q: Tensor) -> tuple[Tensor, Tensor]:
-        """Per sample (B,): (the mixture's NLL of the posterior mean, the winner-takes-all term), with the gradient
-        stopped at both inputs."""
+        """(the mixture's NLL of the posterior means, the winner-takes-all term), with the gradient stopped at both
+        inputs."""
         logits, mu_f, logvar_f = self._fitted(summary.detach())
         target = mu_q.detach().unsqueeze(1)
         log_f = torch.logsumexp(logits.log_softmax(-1) + gaussian_log_prob(target, mu_f, logvar_f), -1)
         # Winner-takes-all: each posterior mean also pulls the nearest component's mean. The likelihood alone lets one
         # wide component cover two clusters while the others, far from every point, get no gradient (an MDN's mode
         # collapse; Makansi et al., CVPR 2019); its mean then lies between the modes.
-        return -log_f, (target - mu_f).pow(2).sum(-1).min(-1).values
+        return -log_f.mean(), (target - mu_f).pow(2).sum(-1).min(-1).values.mean()
 
     def infer(self, summary, z_mode, temperature, generator) -> Tensor:
         logits, mu, _ = self._fitted(summary)
