@@ -163,10 +163,15 @@ class HybridActConfig(PreTrainedConfig):
             then shows the mode. ``"sample"`` draws a fresh z for every chunk; ``"mean"`` uses the prior's most likely
             z. B's z is always f(obs). An explicit z: ``policy.set_style(z)`` or ``predict_action_chunk(batch, z=z)``.
         hold_steps: control steps the held z is used for (counted as executed actions: ``n_action_steps`` per chunk,
-            1 with temporal ensembling); None holds it until ``reset()``. C: 10, one second of docking at 10 fps,
-            the first executed chunk of the docking recipe. On paired docking an expert that drives only the first
-            10 steps and hands over makes C succeed 49 times in 50: the first second is the whole route decision
-            (``benchmarks/mode_commitment.py``, design episodes 3000+).
+            1 with temporal ensembling); a chunk decoded from the held z executes only the hold's remaining steps
+            (``select_action``), and the next chunk is decoded at the observation that follows. None holds it until
+            ``reset()``. C: 2. On paired docking an expert that drives only the first 10 steps and hands over makes
+            C succeed 49 times in 50: the route is decided in the first second (``benchmarks/mode_commitment.py``,
+            design episodes 3000+). The scaled z need only start it: executed for a whole chunk (10 steps, the
+            default before) it exaggerates its style where the route then needs precision. Six trainings, design
+            episodes 3000-3049 (``benchmarks/results/hold_steps_docking.json``): lerobot-eval docks 263, 258, 257
+            and 233 of 300 with 1, 2, 3 and 10 steps; in-process 90, 90, 89 and 78% with 6.3, 5.0, 6.3 and 7.3%
+            of rollouts averaging the routes. 1-3 are level in success; 2 averages least.
         hold_scale: the held z is moved away from the prior's mean E[z|obs] (the centre between the modes' clusters;
             the Gaussian prior's for ``gaussian`` and ``fitted_mixture``) by this factor:
             ``z = mean + hold_scale * (z - mean)``. The decoder's response to z is weak (an MSE-trained denoiser
@@ -476,7 +481,7 @@ class HybridActCConfig(HybridActConfig):
     latent_prior: str = "fitted_mixture"
     recon_weight: float = 4.0
     z_mode: str = "hold"
-    hold_steps: int | None = 10
+    hold_steps: int | None = 2
     hold_scale: float = 6.0
     num_inference_steps: int = 1
     prior_fit_steps: int = 1000

@@ -145,6 +145,7 @@ class HybridActPolicy(PreTrainedPolicy):
             self._action_queue = deque([], maxlen=self.config.n_action_steps)
         self._held_z: Tensor | None = None
         self._held_steps = 0  # control steps since the held z was drawn
+        self._hold_left: int | None = None  # steps the held z still drives, for the chunk just decoded from it
 
     def set_style(self, z: Tensor | None) -> None:
         """Use this z (shape (z_dim,) or (B, z_dim)) for every chunk until ``set_style(None)``."""
@@ -240,8 +241,10 @@ class HybridActPolicy(PreTrainedPolicy):
         if self.config.temporal_ensemble_coeff is not None:
             return self.temporal_ensembler.update(self.predict_action_chunk(batch))
         if len(self._action_queue) == 0:
-            actions = self.predict_action_chunk(batch)[:, : self.config.n_action_steps]
-            self._action_queue.extend(actions.transpose(0, 1))
+            chunk = self.predict_action_chunk(batch)
+            # A chunk decoded from the held z executes only the hold's remaining steps (``hold_steps``).
+            steps = self.config.n_action_steps if self._hold_left is None else min(self._hold_left, self.config.n_action_steps)
+            self._action_queue.extend(chunk[:, :steps].transpose(0, 1))
         return self._action_queue.popleft()
 
     def supports_rtc(self) -> bool:
@@ -333,6 +336,7 @@ class HybridActPolicy(PreTrainedPolicy):
         """z for one chunk: the caller's z, else a z held for the episode, else one drawn from the style module."""
         batch_size = summary.shape[0]
         style = self.inference_model.style
+        self._hold_left = None
         z = self._explicit_z if z is None else style.check_z(z)
         if z is not None:
             if z.shape[0] not in (1, batch_size):
@@ -348,9 +352,12 @@ class HybridActPolicy(PreTrainedPolicy):
                 z = centre + c.hold_scale * (z - centre)
             self._held_z, self._held_steps = z, 0
         held_for = self._held_steps
-        self._held_steps += 1 if c.temporal_ensemble_coeff is not None else c.n_action_steps
+        executes = 1 if c.temporal_ensemble_coeff is not None else c.n_action_steps
         if c.hold_steps is None or held_for < c.hold_steps:
+            self._hold_left = None if c.hold_steps is None else c.hold_steps - held_for
+            self._held_steps += executes if self._hold_left is None else min(executes, self._hold_left)
             return self._held_z
+        self._hold_left = None
         return style.infer(summary, "mean", c.prior_temperature, generator)
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:

@@ -408,6 +408,33 @@ def test_held_z_is_scaled_and_released_after_hold_steps(prior):
     assert torch.allclose(scaled, reference, atol=1e-6) and not torch.allclose(scaled, first)
 
 
+def test_a_chunk_from_the_held_z_executes_only_the_holds_steps():
+    """hold_steps < n_action_steps: select_action executes hold_steps actions of the chunk decoded from the held z,
+    then decodes a new chunk from the prior's most likely z and executes n_action_steps of each chunk after it."""
+    hold = 3
+    policy = make_policy("hybrid_act_c", image=False, latent_prior="fitted_mixture", hold_steps=hold,
+                         n_action_steps=CHUNK, hold_scale=1.0)
+    policy = train_steps(policy, make_batch(image=False), steps=20)
+    obs = observation(make_batch(1, image=False, seed=1))
+    used, chunks = [], []
+    sample = policy.model.sample
+
+    def spy(o, z, *args):
+        used.append(z)
+        chunks.append(sample(o, z, *args)[0])
+        return chunks[-1].unsqueeze(0)
+
+    policy.model.sample = spy
+    policy.reset()
+    actions = torch.cat([policy.select_action(obs) for _ in range(hold + CHUNK + 1)])
+    assert len(chunks) == 3  # decoded at steps 0, hold and hold + CHUNK
+    assert torch.equal(actions[:hold], chunks[0][:hold])
+    assert torch.equal(actions[hold : hold + CHUNK], chunks[1]) and torch.equal(actions[-1], chunks[2][0])
+    policy.config.z_mode = "mean"
+    z_mean = policy.sample_style(obs)
+    assert not torch.equal(used[0], z_mean) and torch.equal(used[1], z_mean) and torch.equal(used[2], z_mean)
+
+
 def test_hold_scale_needs_c_and_every_prior_has_a_centre():
     with pytest.raises(ValueError, match="hold_scale.*only hybrid_act_c"):
         make_policy("hybrid_act_b", image=False, hold_scale=2.0)
