@@ -243,7 +243,9 @@ class HybridActPolicy(PreTrainedPolicy):
         if len(self._action_queue) == 0:
             chunk = self.predict_action_chunk(batch)
             # A chunk decoded from the held z executes only the hold's remaining steps (``hold_steps``).
-            steps = self.config.n_action_steps if self._hold_left is None else min(self._hold_left, self.config.n_action_steps)
+            steps = self.config.n_action_steps
+            if self._hold_left is not None:
+                steps = min(steps, self._hold_left)
             self._action_queue.extend(chunk[:, :steps].transpose(0, 1))
         return self._action_queue.popleft()
 
@@ -1186,9 +1188,10 @@ class DenoiserLayer(nn.Module):
         """One layer on the chunk ``x`` (B, chunk_size, d): ``film`` from ``film_params``, ``k``/``v`` from ``cross_kv``.
         Written in few tensor ops (fused modulations and residuals, ``ff``'s weights called directly, no dropout
         calls at inference): at the CPU docking size a step is largely per-op overhead, and this form took C's
-        chunk from 1.60x to 1.43x act's (``benchmarks/chunk_latency.py``, docs/speed.md)."""
+        chunk from 1.60x to 1.46x act's (``benchmarks/chunk_latency.py``, docs/speed.md)."""
         scale_sa, shift_sa, gate_sa, scale_ca, shift_ca, gate_ca, scale_ff, shift_ff, gate_ff = film.chunk(9, dim=-1)
-        qkv = F.linear(self._modulate(x, 0, scale_sa, shift_sa), self.self_attn.in_proj_weight, self.self_attn.in_proj_bias)
+        h = self._modulate(x, 0, scale_sa, shift_sa)
+        qkv = F.linear(h, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias)  # (B, S, 3 d): q | k | v
         q_s, k_s, v_s = qkv.unflatten(-1, (3, self.n_heads, -1)).permute(2, 0, 3, 1, 4).unbind(0)
         x = torch.addcmul(x, gate_sa, self._dropout(self._attend(self.self_attn, q_s, k_s, v_s)))
         h = self._modulate(x, 1, scale_ca, shift_ca)
