@@ -187,7 +187,11 @@ def test_select_action_paths(variant, ensemble):
     policy.predict_action_chunk = counting
     actions = [policy.select_action(obs) for _ in range(6)]
     assert all(a.shape == (2, ACTION_DIM) and torch.isfinite(a).all() for a in actions)
-    assert chunk_calls == (6 if ensemble else 2)  # ensembling: a chunk every step; queue: every 3 steps
+    # ensembling: a chunk every step; queue: every 3 steps, after C's first chunk, which runs only its hold_steps (2)
+    first = 3
+    if policy.config.z_mode == "hold" and policy.config.hold_steps is not None:
+        first = min(first, policy.config.hold_steps)
+    assert chunk_calls == (6 if ensemble else 1 + -(-(6 - first) // 3))
 
 
 def test_temporal_ensembling_uses_lerobot_ensembler():
