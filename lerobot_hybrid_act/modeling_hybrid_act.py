@@ -359,7 +359,6 @@ class HybridActPolicy(PreTrainedPolicy):
             self._hold_left = None if c.hold_steps is None else c.hold_steps - held_for
             self._held_steps += executes if self._hold_left is None else min(executes, self._hold_left)
             return self._held_z
-        self._hold_left = None
         return style.infer(summary, "mean", c.prior_temperature, generator)
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
