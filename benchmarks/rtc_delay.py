@@ -10,8 +10,8 @@ lerobot-eval loads it: policy + saved pre/post processors) drives ``DockingEnv``
 ``--execution-horizon`` are chosen on 3000+). The episodes of one
 (scheme, delay) run as one batch of environments; the policy's noise comes from ``torch.Generator(seed=0)``.
 
-How an inference delay of d control steps is simulated (H = chunk_size, E = n_action_steps, both from the
-checkpoint's config; d + E <= H):
+How an inference delay of d control steps is simulated (H = chunk_size from the checkpoint's config; E = the
+chunk period, d + E <= H):
 - A chunk is requested at step r from the observation o_r and is ready at step r + d. Its action i is meant for
   step r + i, so its first d actions (for steps that have passed) are never executed. The vehicle is at rest before
   the episode starts, so a request at r < 0 uses o_0 (the first chunk is requested d steps before the clock starts).
@@ -21,6 +21,8 @@ checkpoint's config; d + E <= H):
   chunk's actions from the request step on (its actions [E, H), normalised), under ``RTCConfig(execution_horizon=
   --execution-horizon)`` (default E) and ``policy.init_rtc_processor()``: what ``lerobot-rollout --inference.type=rtc``
   calls. Its first d actions should equal the leftover (reported as ``rtc_prefix_max_abs_diff``).
+- The period E: the checkpoint's n_action_steps by default; with ``--queue-threshold N``, the schedule of LeRobot's
+  RTC engine with ``--inference.queue_threshold=N`` (``chunk_period``), for plain and rtc alike.
 - ensemble: LeRobot's ``ACTTemporalEnsembler`` (coefficient --te-coeff, ACT's 0.01). A chunk is requested at every
   step; the chunk that enters the ensemble at step t was requested at t - d, so the ensembler (built with
   chunk_size H - d) receives its actions [d, H), and at step t averages every received chunk's action for t.
@@ -76,14 +78,25 @@ def observations(obs: list[dict]) -> dict:
     return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
 
 
-def run_episodes(policy, pre, post, scheme: str, delay: int, seeds: list[int], te_coeff: float) -> dict:
-    """Roll out one batch of episodes (one per seed) under `scheme` with a delay of `delay` control steps."""
+def chunk_period(chunk_size: int, delay: int, queue_threshold: int) -> int:
+    """Control steps between two chunks in LeRobot's RTC engine: a chunk leaves ``chunk_size - delay`` actions
+    queued, the next is requested once at most ``queue_threshold`` are left and arrives ``delay`` steps later
+    (back to back, every ``delay`` steps, when the threshold is at least ``chunk_size - delay``)."""
+    return max(delay, chunk_size - queue_threshold, 1)
+
+
+def run_episodes(policy, pre, post, scheme: str, delay: int, seeds: list[int], te_coeff: float,
+                 queue_threshold: int | None = None) -> dict:  # fmt: skip
+    """Roll out one batch of episodes (one per seed) under `scheme` with a delay of `delay` control steps; plain
+    and rtc chunks every ``chunk_period`` steps (``queue_threshold`` None: every n_action_steps)."""
     import torch
     from lerobot.policies.act.modeling_act import ACTTemporalEnsembler
 
     from lerobot_hybrid_act.docking.env import DockingEnv
 
     chunk_size, n_steps = policy.config.chunk_size, policy.config.n_action_steps
+    if queue_threshold is not None:
+        n_steps = chunk_period(chunk_size, delay, queue_threshold)
     envs = [DockingEnv(render_mode=None) for _ in seeds]
     current = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds, strict=True)]
     history = [list(current)]  # history[t]: the observations at step t (a finished episode keeps its last one)
@@ -126,14 +139,15 @@ def run_episodes(policy, pre, post, scheme: str, delay: int, seeds: list[int], t
     for env in envs:
         env.close()
     return {"success": success, "collision": collision, "actions": [np.asarray(a) for a in actions],
+            "period": None if scheme == "ensemble" else n_steps,
             "rtc_prefix_max_abs_diff": max(prefix_diff) if prefix_diff else None}  # fmt: skip
 
 
-def summarize(episodes: dict, scheme: str, chunk_len: int) -> dict:
+def summarize(episodes: dict) -> dict:
     from lerobot_hybrid_act.ablation.metrics import action_smoothness
     from lerobot_hybrid_act.stats import bootstrap_mean_ci, wilson_interval
 
-    smooth = [action_smoothness(a, None if scheme == "ensemble" else chunk_len) for a in episodes["actions"]]
+    smooth = [action_smoothness(a, episodes["period"]) for a in episodes["actions"]]
 
     def mean_ci(key: str) -> dict:
         values = [s[key] for s in smooth if np.isfinite(s[key])]
@@ -150,6 +164,7 @@ def summarize(episodes: dict, scheme: str, chunk_len: int) -> dict:
         "success_ci95": list(wilson_interval(k, n)),
         "collision_rate": float(np.mean(episodes["collision"])),
         "mean_steps": float(np.mean([len(a) for a in episodes["actions"]])),
+        "chunk_period": episodes["period"],
         "boundary_ratio": mean_ci("boundary_ratio"),
         "jerk_rms": mean_ci("jerk_rms"),
         "mean_step": mean_ci("mean_step"),
@@ -215,11 +230,12 @@ def table(rows: list[dict]) -> str:
             return "-"
         return f"{stat['mean']:.2f} [{stat['ci95'][0]:.2f}, {stat['ci95'][1]:.2f}]"
 
-    lines = ["| scheme | delay d | success (95% CI) | collisions | boundary jump ratio (95% CI) | jerk RMS (95% CI) |",
-             "|---|---:|---|---:|---|---|"]  # fmt: skip
+    lines = ["| scheme | delay d | chunk every | success (95% CI) | collisions | boundary jump ratio (95% CI) | jerk RMS (95% CI) |",
+             "|---|---:|---:|---|---:|---|---|"]  # fmt: skip
     for r in rows:
         lo, hi = r["success_ci95"]
-        lines.append(f"| {r['scheme']} | {r['delay']} | {r['successes']}/{r['episodes']} = {r['success_rate']:.2f} "
+        period = "1" if r["chunk_period"] is None else str(r["chunk_period"])  # ensembling: a chunk every step
+        lines.append(f"| {r['scheme']} | {r['delay']} | {period} | {r['successes']}/{r['episodes']} = {r['success_rate']:.2f} "
                      f"[{lo:.2f}, {hi:.2f}] | {r['collision_rate']:.2f} | {fmt(r['boundary_ratio'])} | {fmt(r['jerk_rms'])} |")  # fmt: skip
     return "\n".join(lines)
 
@@ -235,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--schemes", default=",".join(SCHEMES),
                     help=f"comma-separated among {SCHEMES} (ensembling computes a chunk every step: the slow one)")
     ap.add_argument("--execution-horizon", type=int, default=None, help="RTC's; default: n_action_steps")
+    ap.add_argument("--queue-threshold", type=int, default=None,
+                    help="plain and RTC chunks as LeRobot's RTC engine schedules them with --inference.queue_threshold"
+                         "=N (its default 30: back to back, a new chunk every d steps); default: every n_action_steps")
     ap.add_argument("--schedule", choices=["LINEAR", "EXP"], default="LINEAR",
                     help="RTC's prefix_attention_schedule (LeRobot's default LINEAR; the RTC paper's soft mask is EXP)")
     ap.add_argument("--te-coeff", type=float, default=0.01, help="temporal ensembling coefficient (ACT's default)")
@@ -271,9 +290,13 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"The checkpoints' (chunk_size, n_action_steps) differ: {sorted(shapes)}; the pooled rows need "
                      "one chunking. Run the script once per configuration.")  # fmt: skip
         horizon = a.execution_horizon or cfg.n_action_steps
-        if max(a.delays) + cfg.n_action_steps > cfg.chunk_size:
-            sys.exit(f"{path}: a delay of {max(a.delays)} plus n_action_steps={cfg.n_action_steps} exceeds "
-                     f"chunk_size={cfg.chunk_size}; pass smaller --delays.")  # fmt: skip
+        for delay in a.delays:
+            period = cfg.n_action_steps if a.queue_threshold is None else chunk_period(cfg.chunk_size, delay,
+                                                                                      a.queue_threshold)  # fmt: skip
+            if delay + period > cfg.chunk_size:
+                sys.exit(f"{path}: a delay of {delay} plus a chunk period of {period} steps exceeds chunk_size="
+                         f"{cfg.chunk_size}: the queue would run dry. Pass smaller --delays or a larger "
+                         "--queue-threshold.")  # fmt: skip
         cfg.rtc_config = RTCConfig(execution_horizon=horizon,
                                    prefix_attention_schedule=RTCAttentionSchedule[a.schedule])
         policy.init_rtc_processor()
@@ -282,12 +305,11 @@ def main(argv: list[str] | None = None) -> None:
         for scheme in schemes:
             for delay in a.delays:
                 start = time.perf_counter()
-                episodes = run_episodes(policy, pre, post, scheme, delay, seeds, a.te_coeff)
-                row = {"checkpoint": str(path), "scheme": scheme, "delay": delay,
-                       **summarize(episodes, scheme, cfg.n_action_steps)}  # fmt: skip
+                episodes = run_episodes(policy, pre, post, scheme, delay, seeds, a.te_coeff, a.queue_threshold)
+                row = {"checkpoint": str(path), "scheme": scheme, "delay": delay, **summarize(episodes)}
                 per_checkpoint.append(row)
                 pooled = pooled_episodes.setdefault((scheme, delay), {"success": [], "collision": [], "actions": [],
-                                                                       "diff": []})  # fmt: skip
+                                                                       "diff": [], "period": episodes["period"]})  # fmt: skip
                 pooled["success"] += episodes["success"]
                 pooled["collision"] += episodes["collision"]
                 pooled["actions"] += episodes["actions"]
@@ -300,9 +322,9 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     for (scheme, delay), ep in pooled_episodes.items():
-        ep = {"success": ep["success"], "collision": ep["collision"], "actions": ep["actions"],
+        ep = {"success": ep["success"], "collision": ep["collision"], "actions": ep["actions"], "period": ep["period"],
               "rtc_prefix_max_abs_diff": max(ep["diff"]) if ep["diff"] else None}  # fmt: skip
-        rows.append({"checkpoint": "pooled", "scheme": scheme, "delay": delay, **summarize(ep, scheme, cfg.n_action_steps)})
+        rows.append({"checkpoint": "pooled", "scheme": scheme, "delay": delay, **summarize(ep)})
     result = {
         "command": "python benchmarks/rtc_delay.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "checkpoints": [str(p) for p in a.checkpoint],
@@ -311,6 +333,7 @@ def main(argv: list[str] | None = None) -> None:
         "chunk_size": cfg.chunk_size,
         "n_action_steps": cfg.n_action_steps,
         "execution_horizon": horizon,
+        "queue_threshold": a.queue_threshold,
         "prefix_attention_schedule": a.schedule,
         "te_coeff": a.te_coeff,
         "delays": a.delays,
@@ -325,8 +348,10 @@ def main(argv: list[str] | None = None) -> None:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(result, indent=1) + "\n")
     plot(rows, a.delays, len(a.checkpoint), a.plot or a.out.with_suffix(".png"))
+    schedule = (f"a chunk every n_action_steps = {cfg.n_action_steps} steps" if a.queue_threshold is None else
+                f"a chunk every max(d, {cfg.chunk_size} - {a.queue_threshold}) steps (queue_threshold {a.queue_threshold})")  # fmt: skip
     print(f"\ndocking, {len(a.checkpoint)} checkpoint(s) x {a.episodes} episodes (seeds {seeds[0]}-{seeds[-1]}), "
-          f"chunk_size {cfg.chunk_size}, n_action_steps {cfg.n_action_steps}, RTC execution_horizon {horizon}\n")  # fmt: skip
+          f"chunk_size {cfg.chunk_size}, {schedule}, RTC execution_horizon {horizon}\n")  # fmt: skip
     print(table(rows))
     for c in costs:
         print(f"\nRTC cost per chunk ({c['checkpoint']}): {c['rtc_ms']:.1f} ms vs plain {c['plain_ms']:.1f} ms "

@@ -64,6 +64,7 @@ def test_rtc_delay_benchmark_smoke(tmp_path):
             assert lo <= row["success_rate"] <= hi
             # Ensembling starts a new chunk at every step: no chunk boundaries to measure.
             assert (row["boundary_ratio"]["mean"] is None) == (row["scheme"] == "ensemble"), row
+            assert row["chunk_period"] == (None if row["scheme"] == "ensemble" else 10), row  # n_action_steps
             assert row["jerk_rms"]["mean"] > 0
             # RTC: each new chunk's first d actions (executed by the previous chunk while it was computed) are the
             # previous chunk's leftover, exactly; the other schemes never pass a leftover.
@@ -82,7 +83,31 @@ def test_rtc_delay_benchmark_refuses_a_delay_longer_than_the_chunk_allows(tmp_pa
     ckpt = make_docking_checkpoint(tmp_path / "ckpt")
     proc = run("--checkpoint", ckpt, "--episodes", 1, "--delays", "0,12", "--out", tmp_path / "rtc.json")
     assert proc.returncode != 0
-    assert "a delay of 12 plus n_action_steps=10 exceeds chunk_size=20; pass smaller --delays" in proc.stderr
+    assert "a delay of 12 plus a chunk period of 10 steps exceeds chunk_size=20" in proc.stderr
+    # LeRobot's RTC engine schedule: with a queue threshold of 8, chunks come every 20 - 8 = 12 steps.
+    proc = run("--checkpoint", ckpt, "--episodes", 1, "--delays", "0,10", "--queue-threshold", 8, "--out",
+               tmp_path / "rtc.json")  # fmt: skip
+    assert proc.returncode != 0
+    assert "a delay of 10 plus a chunk period of 12 steps exceeds chunk_size=20: the queue would run dry" in proc.stderr
+
+
+def test_rtc_delay_benchmark_schedules_chunks_like_lerobots_rtc_engine(tmp_path):
+    """--queue-threshold N: plain and RTC chunks every max(d, chunk_size - N) steps (back to back once the
+    threshold holds every queued action), the boundaries counted at that period, the RTC prefix still exact."""
+    ckpt = make_docking_checkpoint(tmp_path / "ckpt")
+    out = tmp_path / "rtc.json"
+    proc = run("--checkpoint", ckpt, "--episodes", 2, "--delays", "0,4,8", "--schemes", "plain,rtc", "--timing-calls",
+               2, "--queue-threshold", 14, "--out", out)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = json.loads(out.read_text())
+    assert r["queue_threshold"] == 14
+    period = {(row["scheme"], row["delay"]): row["chunk_period"] for row in r["pooled"]}
+    assert period == {(s, d): p for s in ("plain", "rtc") for d, p in ((0, 6), (4, 6), (8, 8))}
+    for row in r["pooled"]:
+        assert row["boundary_ratio"]["mean"] > 0
+        if row["scheme"] == "rtc" and row["delay"] > 0:
+            assert row["rtc_prefix_max_abs_diff"] < 1e-5, row
+    assert "| rtc | 4 | 6 |" in proc.stdout and "queue_threshold 14" in proc.stdout
 
 
 def test_rtc_delay_benchmark_refuses_headline_seeds_and_records_its_settings(tmp_path):
@@ -112,3 +137,52 @@ def test_rtc_delay_benchmark_with_a_trained_prefix_and_fewer_schemes(tmp_path):
     rtc4 = next(row for row in r["pooled"] if row["scheme"] == "rtc" and row["delay"] == 4)
     assert rtc4["rtc_prefix_max_abs_diff"] < 1e-5
     assert run("--checkpoint", ckpt, "--schemes", "plain,fast", "--out", out).returncode != 0
+
+
+def _load_benchmark():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("rtc_delay", REPO / "benchmarks" / "rtc_delay.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_chunk_period_is_the_schedule_of_lerobots_action_queue():
+    """The benchmark's ``chunk_period`` against LeRobot's own RTC ``ActionQueue``, driven as its RTC engine drives it:
+    a chunk is requested when at most ``queue_threshold`` actions are queued, is merged ``d`` control steps later
+    (its first d actions dropped) while the robot takes one action per step. Chunk k's action i is 100 k + i, so
+    the leftover the engine passes shows which actions of the previous chunk it holds."""
+    from lerobot.policies.rtc.action_queue import ActionQueue
+    from lerobot.policies.rtc.configuration_rtc import RTCConfig
+
+    chunk_period = _load_benchmark().chunk_period
+    chunk_size = 20
+
+    def chunk(k: int) -> torch.Tensor:
+        return (100.0 * k + torch.arange(chunk_size, dtype=torch.float32)).unsqueeze(-1)
+
+    for delay in (1, 2, 4, 8):
+        for threshold in (8, 10, 14, 30):
+            period = chunk_period(chunk_size, delay, threshold)
+            if delay + period > chunk_size:
+                continue  # the queue would run dry: the benchmark refuses this
+            queue = ActionQueue(RTCConfig(enabled=True))
+            queue.merge(chunk(0), chunk(0), delay)
+            requests, pending, executed = [], None, []
+            for t in range(200):
+                if pending is None and queue.qsize() <= threshold:
+                    k = len(requests) + 1
+                    pending = (t + delay, k, queue.get_action_index())
+                    requests.append((t, queue.get_left_over()))
+                executed.append(float(queue.get()))
+                if pending is not None and t + 1 == pending[0]:
+                    queue.merge(chunk(pending[1]), chunk(pending[1]), delay, pending[2])
+                    pending = None
+            starts = [t for t, _ in requests]
+            assert {b - a for a, b in zip(starts, starts[1:])} == {period}, (delay, threshold)
+            # The leftover is the previous chunk from action `period` on (the benchmark's chunk[:, period:]) ...
+            for k, (_, left_over) in enumerate(requests[1:], start=1):
+                assert left_over[0, 0].item() == 100 * k + period, (delay, threshold)
+            # ... and every chunk runs its actions [d, d + period).
+            assert executed[period:2 * period] == [100.0 + i for i in range(delay, delay + period)]
