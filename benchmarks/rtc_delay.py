@@ -19,8 +19,9 @@ chunk period, d + E <= H):
   actions [d, d + E). While it is computed, the previous chunk keeps running (its actions [E, E + d)).
 - rtc: as plain, but the chunk is sampled with ``inference_delay=d`` and ``prev_chunk_left_over`` = the previous
   chunk's actions from the request step on (its actions [E, H), normalised), under ``RTCConfig(execution_horizon=
-  --execution-horizon)`` (default E) and ``policy.init_rtc_processor()``: what ``lerobot-rollout --inference.type=rtc``
-  calls. Its first d actions should equal the leftover (reported as ``rtc_prefix_max_abs_diff``).
+  --execution-horizon)`` (default n_action_steps) and ``policy.init_rtc_processor()``: what
+  ``lerobot-rollout --inference.type=rtc`` calls. Its first d actions should equal the leftover (reported as
+  ``rtc_prefix_max_abs_diff``).
 - The period E: the checkpoint's n_action_steps by default; with ``--queue-threshold N``, the schedule of LeRobot's
   RTC engine with ``--inference.queue_threshold=N`` (``chunk_period``), for plain and rtc alike.
 - ensemble: LeRobot's ``ACTTemporalEnsembler`` (coefficient --te-coeff, ACT's 0.01). A chunk is requested at every
