@@ -194,8 +194,9 @@ class HybridActConfig(PreTrainedConfig):
             With it, ``predict_action_chunk(batch, inference_delay=d, prev_chunk_left_over=prev)`` samples a chunk
             whose first d actions are the previous chunk's (executed while this one was computed) and whose next
             ones blend into it under RTC's soft prefix mask (``prefix_attention_schedule`` up to
-            ``execution_horizon``): inpainting on the denoiser's x0 at every DDIM step, so no extra network
-            evaluation. None: chunks are sampled independently.
+            ``execution_horizon``; a delay beyond it fixes only the first ``execution_horizon`` actions, as in
+            LeRobot's RTC, which passes no more of the leftover): inpainting on the denoiser's x0 at every DDIM
+            step, so no extra network evaluation. None: chunks are sampled independently.
         rtc_train_max_delay: training-time real-time chunking (Black et al., arXiv 2512.05964) instead of
             inpainting. > 0: every training chunk starts with a prefix of d ~ U{0..rtc_train_max_delay} of its own
             clean actions, given to the denoiser as known (clean input, FiLM at timestep 0 on those positions: a

@@ -163,6 +163,9 @@ def test_rtc_keeps_the_executed_prefix_and_blends_into_the_leftover():
     assert torch.allclose(rtc[:, :2], prev[:, :2], atol=1e-5)
     blend = (rtc[:, 2:6] - free[:, 2:6]).abs().mean()
     assert blend > 1e-3 and (rtc[:, 2:6] - prev[:, 2:6]).abs().mean() < (free[:, 2:6] - prev[:, 2:6]).abs().mean()
+    # a delay beyond the horizon fixes only the horizon's actions (LeRobot passes no more of the leftover)
+    late = policy.predict_action_chunk(obs, z=z, generator=g(), inference_delay=7, prev_chunk_left_over=prev)
+    assert torch.allclose(late[:, :6], prev[:, :6], atol=1e-5) and (late[:, 6:] - prev[:, 6:]).abs().min() > 1e-4
     # a leftover without the delay: nothing is fixed, the chunk still leans towards it
     soft = policy.predict_action_chunk(obs, z=z, generator=g(), inference_delay=0, prev_chunk_left_over=prev[0, :4])
     assert not torch.allclose(soft[:, 0], prev[:, 0]) and not torch.equal(soft, free)
