@@ -43,7 +43,7 @@ LATENT_PRIORS = ("gaussian", "categorical", "mixture", "fitted_mixture")
 # Fields read only when the policy acts, never in training: a checkpoint trained before one of their defaults changed
 # is the policy trained today, acting differently, so it needs new evaluations, not a new training (the ablation
 # runner re-evaluates it at today's values).
-INFERENCE_ONLY_FIELDS = ("z_mode", "hold_steps", "hold_scale", "prior_temperature")
+INFERENCE_ONLY_FIELDS = ("z_mode", "hold_steps", "hold_scale", "hold_candidates", "hold_min_spread", "prior_temperature")
 
 
 def has_fitted_head(style_mode: str, latent_prior: str) -> bool:
@@ -188,6 +188,13 @@ class HybridActConfig(PreTrainedConfig):
             (chosen for smoothness, with success flat); at ``recon_weight`` 1.0 the decoders needed 6 too (49% at 2,
             69% at 3, 84% at 6 on three models; docs/latent-modes.md). On ALOHA insertion (unimodal) the scale
             hardly matters: two trainings at today's defaults insert 4 and 28 of 50 at 3, 5 and 28 at 6.
+        hold_candidates, hold_min_spread: with ``hold_candidates`` K > 1, the held z is the first of K scaled draws
+            whose chunk (its first ``n_action_steps`` actions) lies at least ``hold_min_spread`` times as far from the
+            chunk of the prior's mean as the farthest draw's: draws that land between the modes decode to a chunk
+            near the mean's (the routes' average) and are passed over, while taking the first acceptable draw,
+            not the farthest, keeps the draws' share of each mode. Costs one decode of K + 1 chunks at the
+            episode's first chunk. Off (1) by default: not yet evaluated with lerobot-eval. In-process on paired
+            docking's design episodes, K 4 at 0.6: see docs/latent-modes.md.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
@@ -294,6 +301,8 @@ class HybridActConfig(PreTrainedConfig):
     prior_temperature: float = 1.0
     hold_steps: int | None = None
     hold_scale: float = 1.0
+    hold_candidates: int = 1
+    hold_min_spread: float = 0.6
     rtc_config: RTCConfig | None = None
     rtc_train_max_delay: int = 0
 
@@ -395,6 +404,15 @@ class HybridActConfig(PreTrainedConfig):
                 f"`hold_scale` ({self.hold_scale}) scales the held z away from the prior's mean, which only "
                 f"hybrid_act_c has ({self.type} has no prior p(z|obs)). Leave it at 1.0."
             )
+        if self.hold_candidates < 1:
+            raise ValueError(f"`hold_candidates` must be >= 1 (1: the held z is a single draw), got {self.hold_candidates}.")
+        if self.hold_candidates > 1 and self.style_mode != "cvae":
+            raise ValueError(
+                f"`hold_candidates` ({self.hold_candidates}) chooses among draws from the prior p(z|obs), which only "
+                f"hybrid_act_c has ({self.type} has none). Leave it at 1."
+            )
+        if not 0.0 <= self.hold_min_spread <= 1.0:
+            raise ValueError(f"`hold_min_spread` must be in [0, 1] (a fraction of the farthest draw's spread), got {self.hold_min_spread}.")
         if not 0 <= self.rtc_train_max_delay < self.chunk_size:
             raise ValueError(
                 f"`rtc_train_max_delay` must be in [0, chunk_size={self.chunk_size}) control steps (0: off), got "

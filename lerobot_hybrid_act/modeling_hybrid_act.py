@@ -292,7 +292,7 @@ class HybridActPolicy(PreTrainedPolicy):
                 given = (leftover, self._known_prefix(delay, leftover))
             else:
                 prefix = (leftover, weights)
-        return model.sample(obs, self._inference_style(obs.summary, z, generator), generator, prefix, given)
+        return model.sample(obs, self._inference_style(obs, z, generator), generator, prefix, given)
 
     def _known_prefix(self, delay: int, like: Tensor) -> Tensor:
         """(1, chunk_size, 1): True on the first ``delay`` positions, at most ``rtc_train_max_delay`` (trained)."""
@@ -334,8 +334,11 @@ class HybridActPolicy(PreTrainedPolicy):
         weights = self.rtc_processor.get_prefix_weights(delay, horizon, c.chunk_size)
         return padded, weights.to(padded).view(1, -1, 1), delay
 
-    def _inference_style(self, summary: Tensor, z: Tensor | None, generator: torch.Generator | None) -> Tensor | None:
+    def _inference_style(
+        self, obs: "EncodedObservation", z: Tensor | None, generator: torch.Generator | None
+    ) -> Tensor | None:
         """z for one chunk: the caller's z, else a z held for the episode, else one drawn from the style module."""
+        summary = obs.summary
         batch_size = summary.shape[0]
         style = self.inference_model.style
         self._hold_left = None
@@ -348,11 +351,7 @@ class HybridActPolicy(PreTrainedPolicy):
         if c.z_mode != "hold":
             return style.infer(summary, c.z_mode, c.prior_temperature, generator)
         if self._held_z is None or self._held_z.shape[0] != batch_size:  # the episode's first chunk: draw z
-            z = style.infer(summary, "sample", c.prior_temperature, generator)
-            if c.hold_scale != 1.0:
-                centre = style.prior_mean(summary)
-                z = centre + c.hold_scale * (z - centre)
-            self._held_z, self._held_steps = z, 0
+            self._held_z, self._held_steps = self._draw_held_z(obs, generator), 0
         held_for = self._held_steps
         executes = 1 if c.temporal_ensemble_coeff is not None else c.n_action_steps
         if c.hold_steps is None or held_for < c.hold_steps:
@@ -360,6 +359,32 @@ class HybridActPolicy(PreTrainedPolicy):
             self._held_steps += executes if self._hold_left is None else min(executes, self._hold_left)
             return self._held_z
         return style.infer(summary, "mean", c.prior_temperature, generator)
+
+    def _draw_held_z(self, obs: "EncodedObservation", generator: torch.Generator | None) -> Tensor:
+        """The episode's held z: a draw from p(z|obs) scaled ``hold_scale`` away from the prior's mean; with
+        ``hold_candidates`` K > 1, the first of K such draws whose chunk departs from the prior mean's chunk by at
+        least ``hold_min_spread`` times the most any of them does (one decode of K + 1 chunks)."""
+        c, model = self.config, self.inference_model
+        summary = obs.summary
+
+        def draw() -> Tensor:
+            z = model.style.infer(summary, "sample", c.prior_temperature, generator)
+            if c.hold_scale == 1.0:
+                return z
+            centre = model.style.prior_mean(summary)
+            return centre + c.hold_scale * (z - centre)
+
+        if c.hold_candidates <= 1:
+            return draw()
+        k, batch_size = c.hold_candidates, summary.shape[0]
+        zs = torch.stack([draw() for _ in range(k)])  # (K, B, z_dim)
+        candidates = torch.cat([model.style.prior_mean(summary).unsqueeze(0), zs]).flatten(0, 1)
+        repeated = EncodedObservation(obs.tokens.repeat(k + 1, 1, 1), obs.pos)
+        chunks = model.sample(repeated, candidates, generator).unflatten(0, (k + 1, batch_size))
+        executed = chunks[:, :, : c.n_action_steps].flatten(2)  # (K + 1, B, steps * action_dim)
+        spread = (executed[1:] - executed[:1]).norm(dim=-1)  # (K, B): how far each draw's chunk is from the centre's
+        first = (spread >= c.hold_min_spread * spread.max(0).values).float().argmax(0)  # (B,)
+        return zs[first, torch.arange(batch_size, device=first.device)]
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         """Training loss: masked diffusion MSE (+ annealed, free-bits KL for hybrid_act_c; + reconstruction if ``recon_weight``)."""

@@ -411,6 +411,42 @@ def test_held_z_is_scaled_and_released_after_hold_steps(prior):
     assert torch.allclose(scaled, reference, atol=1e-6) and not torch.allclose(scaled, first)
 
 
+@pytest.mark.parametrize("min_spread", [0.0, 0.6, 1.0])
+def test_held_z_is_the_first_candidate_whose_chunk_departs_from_the_centre(min_spread):
+    """hold_candidates K: K scaled draws and the prior mean are decoded together; the held z is, per observation,
+    the first draw whose chunk is at least min_spread times as far from the mean's chunk as the farthest draw's
+    (0: the first draw, 1: the farthest). Replayed here with the public API and the same generator."""
+    k, scale = 3, 3.0
+    policy = make_policy("hybrid_act_c", image=False, hold_scale=scale, hold_candidates=k, hold_min_spread=min_spread)
+    policy = train_steps(policy, make_batch(image=False), steps=20)
+    obs = observation(make_batch(2, image=False, seed=1))
+    first = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+
+    g = torch.Generator().manual_seed(0)
+    centre = policy.style_centre(obs)
+    zs = torch.stack([centre + scale * (policy.sample_style(obs, g) - centre) for _ in range(k)])  # (K, B, z)
+    repeated = {key: v.repeat(k + 1, *[1] * (v.ndim - 1)) for key, v in obs.items()}
+    chunks = policy.predict_action_chunk(repeated, z=torch.cat([centre, *zs]), generator=g).unflatten(0, (k + 1, 2))
+    executed = chunks[:, :, : policy.config.n_action_steps].flatten(2)
+    spread = (executed[1:] - executed[:1]).norm(dim=-1)  # (K, B)
+    chosen = [next(i for i in range(k) if spread[i, b] >= min_spread * spread[:, b].max()) for b in range(2)]
+    if min_spread == 0.0:
+        assert chosen == [0, 0]
+    if min_spread == 1.0:
+        assert chosen == spread.argmax(0).tolist()
+    held = torch.stack([zs[i, b] for b, i in enumerate(chosen)])
+    assert torch.allclose(first, policy.predict_action_chunk(obs, z=held, generator=g), atol=1e-6)
+
+
+def test_hold_candidates_is_checked():
+    with pytest.raises(ValueError, match="hold_candidates"):
+        make_config("hybrid_act_c", image=False, hold_candidates=0)
+    with pytest.raises(ValueError, match="only hybrid_act_c has"):
+        make_config("hybrid_act_b", image=False, hold_candidates=4)
+    with pytest.raises(ValueError, match="hold_min_spread"):
+        make_config("hybrid_act_c", image=False, hold_min_spread=1.5)
+
+
 def test_a_chunk_from_the_held_z_executes_only_the_holds_steps():
     """hold_steps < n_action_steps: select_action executes hold_steps actions of the chunk decoded from the held z,
     then decodes a new chunk from the prior's most likely z and executes n_action_steps of each chunk after it."""
