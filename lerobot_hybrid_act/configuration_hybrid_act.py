@@ -192,9 +192,11 @@ class HybridActConfig(PreTrainedConfig):
             whose chunk (its first ``n_action_steps`` actions) lies at least ``hold_min_spread`` times as far from the
             chunk of the prior's mean as the farthest draw's: draws that land between the modes decode to a chunk
             near the mean's (the routes' average) and are passed over, while taking the first acceptable draw,
-            not the farthest, keeps the draws' share of each mode. Costs one decode of K + 1 chunks at the
-            episode's first chunk. Off (1) by default: not yet evaluated with lerobot-eval. In-process on paired
-            docking's design episodes, K 4 at 0.6: see docs/latent-modes.md.
+            not the farthest, is meant to keep the draws' share of each mode. Costs one decode of K + 1 chunks at
+            the episode's first chunk. Off (1): in-process on paired docking's design episodes (six trainings, 100
+            episodes each) K 4 at 0.6 docks 92.0% against 87.3% with 5.0% against 7.5% of rollouts averaging the
+            routes, but skews one training's routes (entropy 0.96 -> 0.48), and it has no lerobot-eval evaluation
+            yet (``benchmarks/results/hold_candidates_docking.json``, docs/latent-modes.md).
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
