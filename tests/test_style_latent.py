@@ -438,15 +438,6 @@ def test_held_z_is_the_first_candidate_whose_chunk_departs_from_the_centre(min_s
     assert torch.allclose(first, policy.predict_action_chunk(obs, z=held, generator=g), atol=1e-6)
 
 
-def test_hold_candidates_is_checked():
-    with pytest.raises(ValueError, match="hold_candidates"):
-        make_config("hybrid_act_c", image=False, hold_candidates=0)
-    with pytest.raises(ValueError, match="only hybrid_act_c has"):
-        make_config("hybrid_act_b", image=False, hold_candidates=4)
-    with pytest.raises(ValueError, match="hold_min_spread"):
-        make_config("hybrid_act_c", image=False, hold_min_spread=1.5)
-
-
 def test_a_chunk_from_the_held_z_executes_only_the_holds_steps():
     """hold_steps < n_action_steps: select_action executes hold_steps actions of the chunk decoded from the held z,
     then decodes a new chunk from the prior's most likely z and executes n_action_steps of each chunk after it."""
@@ -474,9 +465,15 @@ def test_a_chunk_from_the_held_z_executes_only_the_holds_steps():
     assert not torch.equal(used[0], z_mean) and torch.equal(used[1], z_mean) and torch.equal(used[2], z_mean)
 
 
-def test_hold_scale_needs_c_and_every_prior_has_a_centre():
+def test_held_z_fields_need_c_and_every_prior_has_a_centre():
     with pytest.raises(ValueError, match="hold_scale.*only hybrid_act_c"):
         make_policy("hybrid_act_b", image=False, hold_scale=2.0)
+    with pytest.raises(ValueError, match="hold_candidates.*only hybrid_act_c"):
+        make_config("hybrid_act_b", image=False, hold_candidates=4)
+    with pytest.raises(ValueError, match="hold_candidates.*>= 1"):
+        make_config("hybrid_act_c", image=False, hold_candidates=0)
+    with pytest.raises(ValueError, match="hold_min_spread.*in \\[0, 1\\]"):
+        make_config("hybrid_act_c", image=False, hold_min_spread=1.5)
     with pytest.raises(ValueError, match="hold_steps.*>= 1"):
         make_policy("hybrid_act_c", image=False, hold_steps=0)
     with pytest.raises(ValueError, match="optimizer_lr_prior_fit.*> 0"):
