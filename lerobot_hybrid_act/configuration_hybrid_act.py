@@ -195,8 +195,9 @@ class HybridActConfig(PreTrainedConfig):
             not the farthest, is meant to keep the draws' share of each mode. Costs one decode of K + 1 chunks at
             the episode's first chunk. Off (1): in-process on paired docking's design episodes (six trainings, 100
             episodes each) K 4 at 0.6 docks 92.0% against 87.3% with 5.0% against 7.5% of rollouts averaging the
-            routes, but skews one training's routes (entropy 0.96 -> 0.48), and it has no lerobot-eval evaluation
-            yet (``benchmarks/results/hold_candidates_docking.json``, docs/latent-modes.md).
+            routes (lerobot-eval: 276 against 258 of 300), but skews one training's routes (entropy 0.96 -> 0.48),
+            and the profile has not been evaluated with it (``benchmarks/results/hold_candidates_docking.json``,
+            docs/latent-modes.md).
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
