@@ -361,28 +361,26 @@ class HybridActPolicy(PreTrainedPolicy):
         return style.infer(summary, "mean", c.prior_temperature, generator)
 
     def _draw_held_z(self, obs: "EncodedObservation", generator: torch.Generator | None) -> Tensor:
-        """The episode's held z: a draw from p(z|obs) scaled ``hold_scale`` away from the prior's mean; with
-        ``hold_candidates`` K > 1, the first of K such draws whose chunk departs from the prior mean's chunk by at
-        least ``hold_min_spread`` times the most any of them does (one decode of K + 1 chunks)."""
+        """The episode's held z: a draw from p(z|obs) scaled ``hold_scale`` away from the prior's mean c; with
+        ``hold_candidates`` K > 1, the first of K such draws z whose chunk differs from the chunk of its mirror
+        2c - z by at least ``hold_min_spread`` times the most any of them does (one decode of 2K chunks)."""
         c, model = self.config, self.inference_model
         summary = obs.summary
+        centre = model.style.prior_mean(summary) if c.hold_scale != 1.0 or c.hold_candidates > 1 else None
 
         def draw() -> Tensor:
             z = model.style.infer(summary, "sample", c.prior_temperature, generator)
-            if c.hold_scale == 1.0:
-                return z
-            centre = model.style.prior_mean(summary)
-            return centre + c.hold_scale * (z - centre)
+            return z if c.hold_scale == 1.0 else centre + c.hold_scale * (z - centre)
 
         if c.hold_candidates <= 1:
             return draw()
         k, batch_size = c.hold_candidates, summary.shape[0]
         zs = torch.stack([draw() for _ in range(k)])  # (K, B, z_dim)
-        candidates = torch.cat([model.style.prior_mean(summary).unsqueeze(0), zs]).flatten(0, 1)
-        repeated = EncodedObservation(obs.tokens.repeat(k + 1, 1, 1), obs.pos)
-        chunks = model.sample(repeated, candidates, generator).unflatten(0, (k + 1, batch_size))
-        executed = chunks[:, :, : c.n_action_steps].flatten(2)  # (K + 1, B, steps * action_dim)
-        spread = (executed[1:] - executed[:1]).norm(dim=-1)  # (K, B): how far each draw's chunk is from the centre's
+        mirrors = 2 * centre - zs  # reflected through the prior's mean: a draw between the modes stays there
+        repeated = EncodedObservation(obs.tokens.repeat(2 * k, 1, 1), obs.pos)
+        chunks = model.sample(repeated, torch.cat([zs, mirrors]).flatten(0, 1), generator).unflatten(0, (2 * k, batch_size))
+        executed = chunks[:, :, : c.n_action_steps].flatten(2)  # (2K, B, steps * action_dim)
+        spread = (executed[:k] - executed[k:]).norm(dim=-1)  # (K, B): a draw's chunk against its mirror's
         first = (spread >= c.hold_min_spread * spread.max(0).values).float().argmax(0)  # (B,)
         return zs[first, torch.arange(batch_size, device=first.device)]
 

@@ -412,10 +412,11 @@ def test_held_z_is_scaled_and_released_after_hold_steps(prior):
 
 
 @pytest.mark.parametrize("min_spread", [0.0, 0.6, 1.0])
-def test_held_z_is_the_first_candidate_whose_chunk_departs_from_the_centre(min_spread):
-    """hold_candidates K: K scaled draws and the prior mean are decoded together; the held z is, per observation,
-    the first draw whose chunk is at least min_spread times as far from the mean's chunk as the farthest draw's
-    (0: the first draw, 1: the farthest). Replayed here with the public API and the same generator."""
+def test_held_z_is_the_first_candidate_whose_chunk_differs_from_its_mirrors(min_spread):
+    """hold_candidates K: K scaled draws z and their mirrors 2c - z (c: the prior's mean) are decoded together; the
+    held z is, per observation, the first draw whose chunk is at least min_spread times as far from its mirror's as
+    the farthest pair's (0: the first draw, 1: the farthest). Replayed here with the public API and the same
+    generator."""
     k, scale = 3, 3.0
     policy = make_policy("hybrid_act_c", image=False, hold_scale=scale, hold_candidates=k, hold_min_spread=min_spread)
     policy = train_steps(policy, make_batch(image=False), steps=20)
@@ -425,10 +426,11 @@ def test_held_z_is_the_first_candidate_whose_chunk_departs_from_the_centre(min_s
     g = torch.Generator().manual_seed(0)
     centre = policy.style_centre(obs)
     zs = torch.stack([centre + scale * (policy.sample_style(obs, g) - centre) for _ in range(k)])  # (K, B, z)
-    repeated = {key: v.repeat(k + 1, *[1] * (v.ndim - 1)) for key, v in obs.items()}
-    chunks = policy.predict_action_chunk(repeated, z=torch.cat([centre, *zs]), generator=g).unflatten(0, (k + 1, 2))
+    repeated = {key: v.repeat(2 * k, *[1] * (v.ndim - 1)) for key, v in obs.items()}
+    pairs = torch.cat([*zs, *(2 * centre - zs)])
+    chunks = policy.predict_action_chunk(repeated, z=pairs, generator=g).unflatten(0, (2 * k, 2))
     executed = chunks[:, :, : policy.config.n_action_steps].flatten(2)
-    spread = (executed[1:] - executed[:1]).norm(dim=-1)  # (K, B)
+    spread = (executed[:k] - executed[k:]).norm(dim=-1)  # (K, B)
     chosen = [next(i for i in range(k) if spread[i, b] >= min_spread * spread[:, b].max()) for b in range(2)]
     if min_spread == 0.0:
         assert chosen == [0, 0]
