@@ -189,15 +189,17 @@ class HybridActConfig(PreTrainedConfig):
             69% at 3, 84% at 6 on three models; docs/latent-modes.md). On ALOHA insertion (unimodal) the scale
             hardly matters: two trainings at today's defaults insert 4 and 28 of 50 at 3, 5 and 28 at 6.
         hold_candidates, hold_min_spread: with ``hold_candidates`` K > 1, the held z is the first of K scaled draws
-            whose chunk (its first ``n_action_steps`` actions) lies at least ``hold_min_spread`` times as far from the
-            chunk of the prior's mean as the farthest draw's: draws that land between the modes decode to a chunk
-            near the mean's (the routes' average) and are passed over, while taking the first acceptable draw,
-            not the farthest, is meant to keep the draws' share of each mode. Costs one decode of K + 1 chunks at
-            the episode's first chunk. Off (1): in-process on paired docking's design episodes (six trainings, 100
-            episodes each) K 4 at 0.6 docks 92.0% against 87.3% with 5.0% against 7.5% of rollouts averaging the
-            routes (lerobot-eval: 276 against 258 of 300), but skews one training's routes (entropy 0.96 -> 0.48),
-            and the profile has not been evaluated with it (``benchmarks/results/hold_candidates_docking.json``,
-            docs/latent-modes.md).
+            z whose chunk (its first ``n_action_steps`` actions) differs from the chunk of its mirror 2c - z (c: the
+            prior's mean) by at least ``hold_min_spread`` times the most any draw's does. A draw between the modes
+            stays between them when mirrored, so its two chunks are alike (both the modes' average) and it is passed
+            over; a draw on a mode mirrors to the other one. The test is the same for a draw and its mirror, so it
+            favours neither mode, and taking the first acceptable draw, not the farthest, keeps the draws' share of
+            each. Costs one decode of 2K chunks at the episode's first chunk. C: 4 at 0.6, chosen on paired docking's
+            design episodes 3000+ over six trainings (``benchmarks/results/hold_candidates_docking.json``):
+            lerobot-eval docks 281 of 300 against 258 with a single draw; in-process 92.8% against 87.3%, 2.8%
+            against 7.5% of rollouts averaging the routes, route entropy 0.91 bits either way. Comparing each draw's
+            chunk with the prior mean's instead (the first rule tried) skewed one training's routes (entropy 0.96 ->
+            0.48) and docked 276.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
@@ -496,8 +498,8 @@ class HybridActBConfig(HybridActConfig):
 class HybridActCConfig(HybridActConfig):
     """Variant C: posterior q(z|a, obs) + learned conditional prior p(z|obs), KL-regularised, with z drawn from a
     mixture fitted to the posterior, alone, in the last ``prior_fit_steps`` of training; trained with the
-    reconstruction term; the episode's first z held and scaled (see ``latent_prior``, ``prior_fit_steps``,
-    ``recon_weight``, ``z_mode``, ``hold_steps`` and ``hold_scale`` above)."""
+    reconstruction term; the episode's first z held, scaled and chosen among candidates (see ``latent_prior``,
+    ``prior_fit_steps``, ``recon_weight``, ``z_mode``, ``hold_steps``, ``hold_scale`` and ``hold_candidates`` above)."""
 
     style_mode: ClassVar[str] = "cvae"
     latent_prior: str = "fitted_mixture"
@@ -505,6 +507,7 @@ class HybridActCConfig(HybridActConfig):
     z_mode: str = "hold"
     hold_steps: int | None = 2
     hold_scale: float = 6.0
+    hold_candidates: int = 4
     num_inference_steps: int = 1
     prior_fit_steps: int = 1000
 

@@ -631,20 +631,35 @@ def test_quickstart_recipe_is_the_modes_profile_recipe(policy, recipe_file):
     assert recipe == profile
 
 
+def _saved_defaults(policy: str) -> dict:
+    """What a checkpoint of ``policy`` trained at today's defaults saves for the fields ``changed_defaults`` compares."""
+    from dataclasses import MISSING, fields
+
+    from lerobot.configs.policies import PreTrainedConfig
+
+    return {f.name: f.default for f in fields(PreTrainedConfig.get_choice_class(policy))
+            if f.default is not MISSING and isinstance(f.default, (bool, int, float, str, type(None)))}  # fmt: skip
+
+
 def test_a_checkpoint_trained_before_a_default_changed_is_not_reused(tmp_path):
     """The runner compares flags, so a changed default would leave old runs looking current: it also checks the
     checkpoint's config.json against today's defaults for the fields the command did not set."""
-    from lerobot_hybrid_act.configuration_hybrid_act import HybridActCConfig
-
-    saved = {"recon_weight": HybridActCConfig.recon_weight + 1.0, "hold_scale": HybridActCConfig.hold_scale}
+    today = _saved_defaults("hybrid_act_c")
+    saved = {**today, "recon_weight": today["recon_weight"] + 1.0}
     (tmp_path / "config.json").write_text(json.dumps(saved))
     changed = changed_defaults(tmp_path, "hybrid_act_c", ["--policy.chunk_size=20"])
     assert len(changed) == 1 and changed[0].startswith("recon_weight: trained with"), changed
     assert changed_defaults(tmp_path, "hybrid_act_c", [f"--policy.recon_weight={saved['recon_weight']}"]) == []
     assert changed_defaults(tmp_path, "act", []) == []  # LeRobot's own policies: flags only
     assert changed_defaults(tmp_path / "missing", "hybrid_act_c", []) == []
-    (tmp_path / "config.json").write_text(json.dumps({"hold_scale": HybridActCConfig.hold_scale}))
-    assert changed_defaults(tmp_path, "hybrid_act_c", []) == []  # fields a checkpoint predates are not compared
+    # Fields a checkpoint predates: a training field is not compared; an inference-only field whose default is no
+    # longer the base config's (what the code did before the field existed) is, so the checkpoint is re-evaluated.
+    older = {k: v for k, v in today.items() if k not in ("hold_candidates", "rtc_train_max_delay")}
+    (tmp_path / "config.json").write_text(json.dumps(older))
+    changed = changed_defaults(tmp_path, "hybrid_act_c", [])
+    assert changed == [f"hold_candidates: evaluated before the field existed (as 1), default now "
+                       f"{today['hold_candidates']}"] and not retraining_needed(changed)
+    assert changed_defaults(tmp_path, "hybrid_act_c", ["--policy.hold_candidates=1"]) == []
 
 
 def test_a_changed_inference_default_re_evaluates_instead_of_retraining(tmp_path):
@@ -654,8 +669,8 @@ def test_a_changed_inference_default_re_evaluates_instead_of_retraining(tmp_path
 
     old_scale = HybridActCConfig.hold_scale + 1.0
     flagged_steps = HybridActCConfig.hold_steps + 5
-    saved = {"type": "hybrid_act_c", "hold_scale": old_scale, "hold_steps": flagged_steps,
-             "recon_weight": HybridActCConfig.recon_weight}
+    saved = {**_saved_defaults("hybrid_act_c"), "type": "hybrid_act_c", "hold_scale": old_scale,
+             "hold_steps": flagged_steps}
     (tmp_path / "config.json").write_text(json.dumps(saved))
     (tmp_path / "train_config.json").write_text(json.dumps({"steps": 10, "policy": saved}))
     cmd = [f"--policy.hold_steps={flagged_steps}"]  # set by the command: stays as trained

@@ -594,19 +594,29 @@ def training_settings(cmd: list[str]) -> list[str]:
 def changed_defaults(ckpt: Path, policy: str, cmd: list[str]) -> list[str]:
     """The fields of a hybrid checkpoint's ``config.json`` that its command left at the default and that differ from
     today's default (a default changed since it was trained, so its results are not the shipped policy's). [] for
-    other policy types, a missing checkpoint, or fields the checkpoint predates."""
+    other policy types or a missing checkpoint. A field the checkpoint predates counts only if it is read at
+    inference alone (``INFERENCE_ONLY_FIELDS``) and today's default differs from the base config's, the value that
+    does what the code did before the field existed; other fields it predates are not compared."""
     from dataclasses import MISSING, fields
 
     from lerobot.configs.policies import PreTrainedConfig
+
+    from lerobot_hybrid_act.configuration_hybrid_act import INFERENCE_ONLY_FIELDS, HybridActConfig
 
     cfg_path = Path(ckpt) / "config.json"
     if policy not in HYBRID or not cfg_path.is_file():
         return []
     saved = json.loads(cfg_path.read_text())
     flagged = {a.split("=", 1)[0].removeprefix("--policy.") for a in cmd if a.startswith("--policy.")}
+    before_the_field = {f.name: f.default for f in fields(HybridActConfig) if f.name in INFERENCE_ONLY_FIELDS}
     changed = []
     for f in fields(PreTrainedConfig.get_choice_class(policy)):
-        if f.name in flagged or f.name not in saved or f.default is MISSING:
+        if f.name in flagged or f.default is MISSING:
+            continue
+        if f.name not in saved:
+            if f.name in before_the_field and before_the_field[f.name] != f.default:
+                changed.append(f"{f.name}: evaluated before the field existed (as {before_the_field[f.name]!r}), "
+                               f"default now {f.default!r}")
             continue
         if isinstance(f.default, (bool, int, float, str, type(None))) and saved[f.name] != f.default:
             changed.append(f"{f.name}: trained with {saved[f.name]!r}, default now {f.default!r}")
