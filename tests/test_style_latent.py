@@ -383,7 +383,8 @@ def test_fitted_mixture_draws_a_component_mean():
 def test_held_z_is_scaled_and_released_after_hold_steps(prior):
     """z_mode="hold": the first chunk decodes the drawn z (hold_scale 1: exactly sample_style's draw; another scale:
     another chunk); once hold_steps actions have been executed, chunks decode the prior's most likely z."""
-    policy = make_policy("hybrid_act_c", image=False, latent_prior=prior, hold_steps=CHUNK, hold_scale=1.0)
+    policy = make_policy("hybrid_act_c", image=False, latent_prior=prior, hold_steps=CHUNK, hold_scale=1.0,
+                         hold_candidates=1)  # one draw: the candidates' choice has its own test
     policy = train_steps(policy, make_batch(image=False), steps=20)
     obs = observation(make_batch(2, image=False, seed=1))
     g = torch.Generator().manual_seed(0)
@@ -445,7 +446,7 @@ def test_a_chunk_from_the_held_z_executes_only_the_holds_steps():
     then decodes a new chunk from the prior's most likely z and executes n_action_steps of each chunk after it."""
     hold = 3
     policy = make_policy("hybrid_act_c", image=False, latent_prior="fitted_mixture", hold_steps=hold,
-                         n_action_steps=CHUNK, hold_scale=1.0)
+                         n_action_steps=CHUNK, hold_scale=1.0, hold_candidates=1)
     policy = train_steps(policy, make_batch(image=False), steps=20)
     obs = observation(make_batch(1, image=False, seed=1))
     used, chunks = [], []
