@@ -79,10 +79,13 @@ def observations(obs: list[dict]) -> dict:
     return {key: torch.cat([b[key] for b in batches]) for key in batches[0]}
 
 
-def chunk_period(chunk_size: int, delay: int, queue_threshold: int) -> int:
-    """Control steps between two chunks in LeRobot's RTC engine: a chunk leaves ``chunk_size - delay`` actions
-    queued, the next is requested once at most ``queue_threshold`` are left and arrives ``delay`` steps later
-    (back to back, every ``delay`` steps, when the threshold is at least ``chunk_size - delay``)."""
+def chunk_period(chunk_size: int, delay: int, queue_threshold: int | None, n_action_steps: int) -> int:
+    """Control steps between two chunks: ``n_action_steps`` without a ``queue_threshold``; with one, as LeRobot's RTC
+    engine schedules them: a chunk leaves ``chunk_size - delay`` actions queued, the next is requested once at most
+    ``queue_threshold`` are left and arrives ``delay`` steps later (back to back, every ``delay`` steps, when the
+    threshold is at least ``chunk_size - delay``)."""
+    if queue_threshold is None:
+        return n_action_steps
     return max(delay, chunk_size - queue_threshold, 1)
 
 
@@ -95,9 +98,8 @@ def run_episodes(policy, pre, post, scheme: str, delay: int, seeds: list[int], t
 
     from lerobot_hybrid_act.docking.env import DockingEnv
 
-    chunk_size, n_steps = policy.config.chunk_size, policy.config.n_action_steps
-    if queue_threshold is not None:
-        n_steps = chunk_period(chunk_size, delay, queue_threshold)
+    chunk_size = policy.config.chunk_size
+    n_steps = chunk_period(chunk_size, delay, queue_threshold, policy.config.n_action_steps)
     envs = [DockingEnv(render_mode=None) for _ in seeds]
     current = [env.reset(seed=seed)[0] for env, seed in zip(envs, seeds, strict=True)]
     history = [list(current)]  # history[t]: the observations at step t (a finished episode keeps its last one)
@@ -292,8 +294,7 @@ def main(argv: list[str] | None = None) -> None:
                      "one chunking. Run the script once per configuration.")  # fmt: skip
         horizon = a.execution_horizon or cfg.n_action_steps
         for delay in a.delays:
-            period = cfg.n_action_steps if a.queue_threshold is None else chunk_period(cfg.chunk_size, delay,
-                                                                                      a.queue_threshold)  # fmt: skip
+            period = chunk_period(cfg.chunk_size, delay, a.queue_threshold, cfg.n_action_steps)
             if delay + period > cfg.chunk_size:
                 sys.exit(f"{path}: a delay of {delay} plus a chunk period of {period} steps exceeds chunk_size="
                          f"{cfg.chunk_size}: the queue would run dry. Pass smaller --delays or a larger "

@@ -164,7 +164,7 @@ def test_chunk_period_is_the_schedule_of_lerobots_action_queue():
 
     for delay in (1, 2, 4, 8):
         for threshold in (8, 10, 14, 30):
-            period = chunk_period(chunk_size, delay, threshold)
+            period = chunk_period(chunk_size, delay, threshold, n_action_steps=10)
             if delay + period > chunk_size:
                 continue  # the queue would run dry: the benchmark refuses this
             queue = ActionQueue(RTCConfig(enabled=True))
