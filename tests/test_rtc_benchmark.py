@@ -186,3 +186,34 @@ def test_chunk_period_is_the_schedule_of_lerobots_action_queue():
                 assert left_over[0, 0].item() == 100 * k + period, (delay, threshold)
             # ... and every chunk runs its actions [d, d + period).
             assert executed[period:2 * period] == [100.0 + i for i in range(delay, delay + period)]
+
+
+def test_rtc_frontier_joins_plain_and_rtc_rows_of_one_run_and_refuses_another(tmp_path):
+    """benchmarks/rtc_frontier.py: the pooled rows at the asked delay, a plain row shared by two files drawn once,
+    ensembling left out, and files of other checkpoints or episodes refused."""
+    def row(scheme, delay, period, successes, ratio):
+        return {"scheme": scheme, "delay": delay, "chunk_period": period, "successes": successes, "episodes": 100,
+                "success_rate": successes / 100, "success_ci95": [0.0, 1.0], "boundary_ratio": {"mean": ratio}}
+
+    def write(name, horizon, schedule, rows, checkpoints=("a", "b")):
+        path = tmp_path / name
+        path.write_text(json.dumps({"checkpoints": list(checkpoints), "episode_seeds": [3000, 3099],
+                                    "execution_horizon": horizon, "prefix_attention_schedule": schedule,
+                                    "pooled": rows}))
+        return path
+
+    plain = row("plain", 4, 6, 80, 1.8)
+    files = [write("h5.json", 5, "LINEAR", [plain, row("rtc", 4, 6, 78, 1.1), row("rtc", 0, 6, 90, 1.0)]),
+             write("h6.json", 6, "EXP", [plain, row("rtc", 4, 6, 75, 1.3), row("ensemble", 4, None, 40, None)])]
+    script = REPO / "benchmarks" / "rtc_frontier.py"
+    proc = subprocess.run([sys.executable, script, *map(str, files), "--delay", "4", "--out", tmp_path / "f.png"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("| plain") or line.startswith("| rtc")]
+    assert lines == ["| plain | 6 | - | 80/100 = 0.800 | 1.80 |", "| rtc | 6 | H5 | 78/100 = 0.780 | 1.10 |",
+                     "| rtc | 6 | H6 EXP | 75/100 = 0.750 | 1.30 |"]  # fmt: skip
+    assert (tmp_path / "f.png").stat().st_size > 0
+    other = write("other.json", 5, "LINEAR", [plain], checkpoints=("c",))
+    proc = subprocess.run([sys.executable, script, str(files[0]), str(other), "--out", tmp_path / "g.png"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode != 0 and "other checkpoints or episode seeds" in proc.stderr
