@@ -32,8 +32,11 @@ Reported per checkpoint and pooled over checkpoints, for each scheme and d in --
 Wilson interval; the chunk-boundary jump ratio (mean |a_t - a_(t-1)| where a_t is the first executed action of a new
 chunk, over the mean of the other steps; per episode, then the mean over episodes with a 95% bootstrap interval;
 not defined for ensembling, where every step starts a new chunk); jerk RMS (third difference of the executed
-actions, per episode, mean and 95% bootstrap interval). And the extra cost of RTC per chunk: the median wall time
-of ``predict_action_chunk`` with and without the leftover (batch 1, one thread, calls interleaved, same process).
+actions, per episode, mean and 95% bootstrap interval). Where plain and rtc both ran at a delay, RTC's success
+minus plain's, paired over the same episodes (``rtc_minus_plain``: the difference with a 95% bootstrap interval over
+episodes, the episodes only one of them docks, McNemar's exact p). And the extra cost of RTC per chunk: the median
+wall time of ``predict_action_chunk`` with and without the leftover (batch 1, one thread, calls interleaved, same
+process).
 
 Writes ``benchmarks/results/rtc_delay_docking.json`` and ``.png`` and prints the pooled table.
 """
@@ -275,6 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     from lerobot.policies.rtc.configuration_rtc import RTCConfig
 
     from lerobot_hybrid_act.ablation.probes import load_checkpoint
+    from lerobot_hybrid_act.stats import paired_success_difference
 
     torch.set_num_threads(1)
     if a.first_seed < FIRST_SEED:
@@ -327,6 +331,11 @@ def main(argv: list[str] | None = None) -> None:
         ep = {"success": ep["success"], "collision": ep["collision"], "actions": ep["actions"], "period": ep["period"],
               "rtc_prefix_max_abs_diff": max(ep["diff"]) if ep["diff"] else None}  # fmt: skip
         rows.append({"checkpoint": "pooled", "scheme": scheme, "delay": delay, **summarize(ep)})
+    # The schemes ran on the same episodes (seeds x checkpoints, in one order), so RTC and plain pair up episode by
+    # episode: a paired difference is much tighter than two independent intervals.
+    paired = [{"delay": d, **paired_success_difference(pooled_episodes[("plain", d)]["success"],
+                                                       pooled_episodes[("rtc", d)]["success"])}
+              for d in a.delays if ("plain", d) in pooled_episodes and ("rtc", d) in pooled_episodes]  # fmt: skip
     result = {
         "command": "python benchmarks/rtc_delay.py " + shlex.join(sys.argv[1:] if argv is None else argv),
         "checkpoints": [str(p) for p in a.checkpoint],
@@ -342,6 +351,7 @@ def main(argv: list[str] | None = None) -> None:
         "schemes": schemes,
         "rtc_mode": rtc_modes,
         "pooled": rows,
+        "rtc_minus_plain": paired,
         "per_checkpoint": per_checkpoint,
         "rtc_cost": costs,
         "torch": torch.__version__,
@@ -355,6 +365,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\ndocking, {len(a.checkpoint)} checkpoint(s) x {a.episodes} episodes (seeds {seeds[0]}-{seeds[-1]}), "
           f"chunk_size {cfg.chunk_size}, {schedule}, RTC execution_horizon {horizon}\n")  # fmt: skip
     print(table(rows))
+    for r in paired:
+        print(f"\nd={r['delay']}: RTC minus plain, paired over the same episodes: {100 * r['difference']:+.1f} points "
+              f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}] (only plain docks {r['only_first']}, only RTC "
+              f"{r['only_second']}; McNemar p = {r['mcnemar_p']:.3f})", end="")
+    print()
     for c in costs:
         print(f"\nRTC cost per chunk ({c['checkpoint']}): {c['rtc_ms']:.1f} ms vs plain {c['plain_ms']:.1f} ms "
               f"(median of {c['calls']}, d={c['delay']}, {c['threads']} thread): ratio {c['ratio']:.2f}")  # fmt: skip

@@ -75,6 +75,12 @@ def test_rtc_delay_benchmark_smoke(tmp_path):
                 assert diff is None, row
     assert r["rtc_mode"] == [{"checkpoint": str(ckpt), "rtc_train_max_delay": 0, "rtc": "inpainting"}]
     assert r["rtc_cost"][0]["plain_ms"] > 0 and r["rtc_cost"][0]["rtc_ms"] > 0
+    # RTC against plain chunking, paired over the same episodes at every delay: the counts agree with the rows.
+    pooled = {(row["scheme"], row["delay"]): row["successes"] for row in r["pooled"]}
+    assert [p["delay"] for p in r["rtc_minus_plain"]] == sorted(DELAYS)
+    for p in r["rtc_minus_plain"]:
+        counts = pooled[("rtc", p["delay"])] - pooled[("plain", p["delay"])]
+        assert p["only_second"] - p["only_first"] == counts and p["difference"] == counts / 2, p
     assert out.with_suffix(".png").stat().st_size > 0
     assert "| rtc | 4 |" in proc.stdout and "RTC cost per chunk" in proc.stdout
 
