@@ -43,7 +43,8 @@ LATENT_PRIORS = ("gaussian", "categorical", "mixture", "fitted_mixture")
 # Fields read only when the policy acts, never in training: a checkpoint trained before one of their defaults changed
 # is the policy trained today, acting differently, so it needs new evaluations, not a new training (the ablation
 # runner re-evaluates it at today's values).
-INFERENCE_ONLY_FIELDS = ("z_mode", "hold_steps", "hold_scale", "hold_candidates", "hold_min_spread", "prior_temperature")
+INFERENCE_ONLY_FIELDS = ("z_mode", "hold_steps", "hold_scale", "hold_candidates", "hold_min_spread", "hold_mirror",
+                         "prior_temperature")
 
 
 def has_fitted_head(style_mode: str, latent_prior: str) -> bool:
@@ -200,6 +201,13 @@ class HybridActConfig(PreTrainedConfig):
             against 7.5% of rollouts averaging the routes, route entropy 0.91 bits either way. Comparing each draw's
             chunk with the prior mean's instead (the first rule tried) skewed one training's routes (entropy 0.96 ->
             0.48) and docked 276.
+        hold_mirror: hold the chosen draw or its mirror 2c - z with equal odds, so that two modes lying either
+            side of the prior's mean c are taken equally often whatever weights the sampling head gives them. Right
+            where the modes are equally likely and mirror images through c, as on paired docking (every layout
+            demonstrated once along each route); wrong where they are not. There it evens out a head that favours
+            one route: the `modes` seed-3 retraining goes 72% left at the defaults and 45% with it, docking 98.7%
+            either way (``benchmarks/results/mode_commitment_retrained.json``). False (default): not chosen on the
+            design trainings, and not checked on a task whose modes are uneven.
         prior_temperature: scales the prior's spread when sampling (Gaussian std, categorical logits 1/T, the
             fitted mixture's component logits 1/T); 0 gives the most likely z.
         rtc_config: real-time chunking (LeRobot's ``RTCConfig``; ``lerobot-rollout --inference.type=rtc`` sets it).
@@ -308,6 +316,7 @@ class HybridActConfig(PreTrainedConfig):
     hold_scale: float = 1.0
     hold_candidates: int = 1
     hold_min_spread: float = 0.6
+    hold_mirror: bool = False
     rtc_config: RTCConfig | None = None
     rtc_train_max_delay: int = 0
 
@@ -415,6 +424,11 @@ class HybridActConfig(PreTrainedConfig):
             raise ValueError(
                 f"`hold_candidates` ({self.hold_candidates}) chooses among draws from the prior p(z|obs), which only "
                 f"hybrid_act_c has ({self.type} has none). Leave it at 1."
+            )
+        if self.hold_mirror and self.style_mode != "cvae":
+            raise ValueError(
+                f"`hold_mirror` reflects the held z through the prior's mean, which only hybrid_act_c has ({self.type} "
+                "has no prior p(z|obs)). Leave it False."
             )
         if not 0.0 <= self.hold_min_spread <= 1.0:
             raise ValueError(f"`hold_min_spread` must be in [0, 1] (a fraction of the farthest draw's spread), got {self.hold_min_spread}.")

@@ -363,26 +363,33 @@ class HybridActPolicy(PreTrainedPolicy):
     def _draw_held_z(self, obs: "EncodedObservation", generator: torch.Generator | None) -> Tensor:
         """The episode's held z: a draw from p(z|obs) scaled ``hold_scale`` away from the prior's mean c; with
         ``hold_candidates`` K > 1, the first of K such draws z whose chunk differs from the chunk of its mirror
-        2c - z by at least ``hold_min_spread`` times the most any of them does (one decode of 2K chunks)."""
+        2c - z by at least ``hold_min_spread`` times the most any of them does (one decode of 2K chunks); with
+        ``hold_mirror``, that draw or its mirror with equal odds."""
         c, model = self.config, self.inference_model
         summary = obs.summary
-        centre = model.style.prior_mean(summary) if c.hold_scale != 1.0 or c.hold_candidates > 1 else None
+        uses_centre = c.hold_scale != 1.0 or c.hold_candidates > 1 or c.hold_mirror
+        centre = model.style.prior_mean(summary) if uses_centre else None
 
         def draw() -> Tensor:
             z = model.style.infer(summary, "sample", c.prior_temperature, generator)
             return z if c.hold_scale == 1.0 else centre + c.hold_scale * (z - centre)
 
         if c.hold_candidates <= 1:
-            return draw()
-        k, batch_size = c.hold_candidates, summary.shape[0]
-        zs = torch.stack([draw() for _ in range(k)])  # (K, B, z_dim)
-        mirrors = 2 * centre - zs  # reflected through the prior's mean: a draw between the modes stays there
-        repeated = EncodedObservation(obs.tokens.repeat(2 * k, 1, 1), obs.pos)
-        chunks = model.sample(repeated, torch.cat([zs, mirrors]).flatten(0, 1), generator).unflatten(0, (2 * k, batch_size))
-        executed = chunks[:, :, : c.n_action_steps].flatten(2)  # (2K, B, steps * action_dim)
-        spread = (executed[:k] - executed[k:]).norm(dim=-1)  # (K, B): a draw's chunk against its mirror's
-        first = (spread >= c.hold_min_spread * spread.max(0).values).float().argmax(0)  # (B,)
-        return zs[first, torch.arange(batch_size, device=first.device)]
+            held = draw()
+        else:
+            k, batch_size = c.hold_candidates, summary.shape[0]
+            zs = torch.stack([draw() for _ in range(k)])  # (K, B, z_dim)
+            mirrors = 2 * centre - zs  # reflected through the prior's mean: a draw between the modes stays there
+            repeated = EncodedObservation(obs.tokens.repeat(2 * k, 1, 1), obs.pos)
+            chunks = model.sample(repeated, torch.cat([zs, mirrors]).flatten(0, 1), generator).unflatten(0, (2 * k, batch_size))
+            executed = chunks[:, :, : c.n_action_steps].flatten(2)  # (2K, B, steps * action_dim)
+            spread = (executed[:k] - executed[k:]).norm(dim=-1)  # (K, B): a draw's chunk against its mirror's
+            first = (spread >= c.hold_min_spread * spread.max(0).values).float().argmax(0)  # (B,)
+            held = zs[first, torch.arange(batch_size, device=first.device)]
+        if c.hold_mirror:
+            coin = torch.rand(held.shape[0], 1, generator=generator, device=generator.device if generator else "cpu")
+            held = torch.where(coin.to(held.device) < 0.5, 2 * centre - held, held)
+        return held
 
     def forward(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         """Training loss: masked diffusion MSE (+ annealed, free-bits KL for hybrid_act_c; + reconstruction if ``recon_weight``)."""

@@ -441,6 +441,25 @@ def test_held_z_is_the_first_candidate_whose_chunk_differs_from_its_mirrors(min_
     assert torch.allclose(first, policy.predict_action_chunk(obs, z=held, generator=g), atol=1e-6)
 
 
+def test_hold_mirror_holds_the_draw_or_its_mirror_by_a_coin_from_the_same_generator():
+    """hold_mirror: after the draw (here a single scaled one), one uniform number per observation from the same
+    generator decides between the draw z and its mirror 2c - z (below 0.5: the mirror). Replayed with the public API;
+    the batch of 8 gets both outcomes from this seed, so a policy that never (or always) mirrors fails."""
+    scale = 3.0
+    policy = make_policy("hybrid_act_c", image=False, hold_scale=scale, hold_candidates=1, hold_mirror=True)
+    policy = train_steps(policy, make_batch(image=False), steps=20)
+    obs = observation(make_batch(8, image=False, seed=1))
+    first = policy.predict_action_chunk(obs, generator=torch.Generator().manual_seed(0))
+
+    g = torch.Generator().manual_seed(0)
+    centre = policy.style_centre(obs)
+    z = centre + scale * (policy.sample_style(obs, g) - centre)
+    mirror = torch.rand(8, 1, generator=g) < 0.5
+    assert mirror.any() and not mirror.all()
+    held = torch.where(mirror, 2 * centre - z, z)
+    assert torch.allclose(first, policy.predict_action_chunk(obs, z=held, generator=g), atol=1e-6)
+
+
 def test_a_chunk_from_the_held_z_executes_only_the_holds_steps():
     """hold_steps < n_action_steps: select_action executes hold_steps actions of the chunk decoded from the held z,
     then decodes a new chunk from the prior's most likely z and executes n_action_steps of each chunk after it."""
@@ -475,6 +494,8 @@ def test_held_z_fields_need_c_and_every_prior_has_a_centre():
         make_config("hybrid_act_b", image=False, hold_candidates=4)
     with pytest.raises(ValueError, match="hold_candidates.*>= 1"):
         make_config("hybrid_act_c", image=False, hold_candidates=0)
+    with pytest.raises(ValueError, match="hold_mirror.*only hybrid_act_c"):
+        make_config("hybrid_act_b", image=False, hold_mirror=True)
     with pytest.raises(ValueError, match="hold_min_spread.*in \\[0, 1\\]"):
         make_config("hybrid_act_c", image=False, hold_min_spread=1.5)
     with pytest.raises(ValueError, match="hold_steps.*>= 1"):
