@@ -368,8 +368,7 @@ def main(argv: list[str] | None = None) -> None:
     for r in paired:
         print(f"\nd={r['delay']}: RTC minus plain, paired over the same episodes: {100 * r['difference']:+.1f} points "
               f"[{100 * r['ci95'][0]:+.1f}, {100 * r['ci95'][1]:+.1f}] (only plain docks {r['only_first']}, only RTC "
-              f"{r['only_second']}; McNemar p = {r['mcnemar_p']:.3f})", end="")
-    print()
+              f"{r['only_second']}; McNemar p = {r['mcnemar_p']:.3f})")
     for c in costs:
         print(f"\nRTC cost per chunk ({c['checkpoint']}): {c['rtc_ms']:.1f} ms vs plain {c['plain_ms']:.1f} ms "
               f"(median of {c['calls']}, d={c['delay']}, {c['threads']} thread): ratio {c['ratio']:.2f}")  # fmt: skip
