@@ -22,8 +22,12 @@ def points(paths: list[Path], delay: int) -> list[dict]:
     """The pooled rows at ``delay`` of every file, labelled with their RTC setting; refuses files that differ in
     checkpoints or episode seeds."""
     found, seen, runs = [], set(), set()
+    keys = {"checkpoints", "episode_seeds", "execution_horizon", "prefix_attention_schedule", "pooled"}
     for path in paths:
         result = json.loads(path.read_text())
+        if not isinstance(result, dict) or keys - set(result):
+            sys.exit(f"{path} is not a benchmarks/rtc_delay.py result (it needs {', '.join(sorted(keys))}); pass the "
+                     "JSON files that rtc_delay.py --out wrote.")
         runs.add((tuple(result["checkpoints"]), tuple(result["episode_seeds"])))
         if len(runs) > 1:
             sys.exit(f"{path}: other checkpoints or episode seeds than the files before it ({sorted(runs)}); "

@@ -223,3 +223,7 @@ def test_rtc_frontier_joins_plain_and_rtc_rows_of_one_run_and_refuses_another(tm
     proc = subprocess.run([sys.executable, script, str(files[0]), str(other), "--out", tmp_path / "g.png"],
                           capture_output=True, text=True)  # fmt: skip
     assert proc.returncode != 0 and "other checkpoints or episode seeds" in proc.stderr
+    (tmp_path / "not_rtc.json").write_text(json.dumps({"pooled": []}))
+    proc = subprocess.run([sys.executable, script, str(tmp_path / "not_rtc.json"), "--out", tmp_path / "g.png"],
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode != 0 and "is not a benchmarks/rtc_delay.py result" in proc.stderr
